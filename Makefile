@@ -32,7 +32,7 @@ html: $(STAMP)
 test: lint unit nbval
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests scripts $(wildcard benchmarks)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
