@@ -7,7 +7,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install execute book html test unit nbval lint bench browser-check clean
+.PHONY: install execute book html test unit nbval lint bench browser-check mathjax clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,22 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# MathJax 3 is served from the book itself, not from a CDN, so math renders offline.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+MATHJAX := .cache/static/mathjax/tex-mml-chtml.js
+
+$(MATHJAX):
+	rm -rf .cache/mathjax-npm .cache/static/mathjax && mkdir -p .cache/mathjax-npm .cache/static/mathjax
+	cd .cache/mathjax-npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+	  && echo "$(MATHJAX_SHA256)  mathjax-$(MATHJAX_VERSION).tgz" | sha256sum -c --quiet \
+	  && tar -xzf mathjax-$(MATHJAX_VERSION).tgz
+	cd .cache/mathjax-npm/package/es5 && cp -r --parents tex-mml-chtml.js a11y adaptors input output sre ui ../../../static/mathjax/
+	cp .cache/mathjax-npm/package/LICENSE .cache/static/mathjax/
+	rm -rf .cache/mathjax-npm
+
+mathjax: $(MATHJAX)
+
 ## Execute every chapter with papermill, in _toc.yml order (PROFILE=quick|full).
 execute: $(STAMP)
 	$(PY) scripts/execute_chapters.py --profile $(PROFILE)
@@ -24,9 +40,13 @@ execute: $(STAMP)
 ## The main job: install, execute the chapters, build the HTML (warnings are errors).
 book: execute html
 
-html: $(STAMP)
+html: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html"
+
+## Load every page of the built book in headless Chromium (Debian's chromium + chromium-driver).
+browser-check: html
+	$(PY) scripts/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
 ## Every test: lint, unit tests, then nbval on every executed chapter.
 test: lint unit nbval

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill as pm
 import yaml
 
@@ -70,7 +71,18 @@ def execute(src: Path, profile: str, kernel: str = "python3") -> Path:
         )
     finally:
         tmp.unlink(missing_ok=True)
+    _hide_injected_parameters(dst)
     return dst
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected cell ``remove-cell`` so the book does not show it twice."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,593 @@
+"""Check the rendered book in a real (headless) Chromium browser.
+
+Usage::
+
+    python scripts/browser_check.py _build/html [--expect-animation notebooks/ch02_hallucination.html]
+
+The built HTML is served on 127.0.0.1 (a free port, in a thread) and every content page is
+loaded in Debian's Chromium through selenium (/usr/bin/chromium, /usr/bin/chromedriver).
+On each page the check asserts:
+
+* no JavaScript console errors (errors about hosts other than the local server are only
+  reported, e.g. the Font Awesome 4 stylesheet that matplotlib's ``to_jshtml`` links; the
+  math check below is what fails a book whose MathJax comes from a CDN), and no request to
+  the local server answered 404;
+* math is rendered: every Sphinx math element holds a MathJax ``mjx-container``, MathJax
+  reported no TeX error (``mjx-merror``) or unknown macro, and no raw ``$$``, ``\\(``, ``\\[`` or
+  ``\\begin{..}`` is left in the text a reader sees (code blocks excluded);
+* every ``<img>`` loaded (``complete`` and ``naturalWidth > 0``);
+* pages named with ``--expect-animation`` hold a matplotlib ``to_jshtml`` animation whose
+  frames exist and whose "next frame" button changes the picture (skipped, with a note,
+  when the page is not in the build);
+* every internal link resolves: the target file exists and its ``#fragment`` is an id
+  (or anchor name) on the target page.
+
+One full-page screenshot per page is saved to ``<html_dir>/../browser-check/<page>.png``.
+The script prints one line per page and a final ``N passed, N failed`` line, and exits
+with status 1 if any page failed (2 for bad arguments or a missing browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Flags needed on this closed-network machine (see the environment notes).
+CHROME_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+WINDOW = (1280, 1600)
+MAX_SCREENSHOT_HEIGHT = 20000  # px; longer pages are cut (the check itself covers all)
+
+# Sphinx pages that are not content, and folders that hold no pages.
+SKIP_PAGES = frozenset({"search.html", "genindex.html", "py-modindex.html"})
+SKIP_DIRS = frozenset({"_static", "_sources", "_images", "_downloads", "jupyter_execute", ".doctrees"})
+
+# Raw TeX delimiters that must not survive MathJax in the visible text.
+_RAW_MATH = re.compile(
+    r"\$\$"  # display-math delimiters
+    r"|\\\(|\\\)|\\\[|\\\]"  # \( \) \[ \]
+    r"|\\begin\{[a-zA-Z*]+\}"  # environments
+    r"|(?<![\\$\w])\$[^$\n]{0,200}?\\[a-zA-Z]+[^$\n]{0,200}?\$(?!\w)"  # $..\cmd..$ inline math
+)
+
+
+# ----------------------------------------------------------------------------------------
+# Pure helpers (unit-tested in tests/test_browser_check.py)
+
+
+def find_raw_math(text: str, context: int = 30) -> list[str]:
+    """Return short snippets of ``text`` around raw (unrendered) TeX math.
+
+    Detects ``$$``, ``\\(``, ``\\)``, ``\\[``, ``\\]``, ``\\begin{env}`` and ``$...$`` that
+    contains a TeX command. A lone dollar sign (a price) is not math.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    snippets = []
+    for m in _RAW_MATH.finditer(text):
+        lo, hi = max(0, m.start() - context), min(len(text), m.end() + context)
+        snippets.append(" ".join(text[lo:hi].split()))
+    return snippets
+
+
+class _LinkParser(HTMLParser):
+    """Collect ``<a href>`` values and every ``id``/anchor ``name`` of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])  # type: ignore[arg-type]
+        if tag == "a":
+            if a.get("name"):
+                self.ids.add(a["name"])  # type: ignore[arg-type]
+            if a.get("href") is not None:
+                self.links.append(a["href"])  # type: ignore[arg-type]
+
+
+def extract_links(html: str) -> list[str]:
+    """Return the ``href`` of every ``<a>`` element in ``html``, in document order."""
+    p = _LinkParser()
+    p.feed(html)
+    return p.links
+
+
+def extract_ids(html: str) -> set[str]:
+    """Return every ``id`` attribute and ``<a name>`` of ``html`` (fragment targets)."""
+    p = _LinkParser()
+    p.feed(html)
+    return p.ids
+
+
+def resolve_internal_link(page: str, href: str) -> tuple[str, str] | None:
+    """Resolve ``href`` found on ``page`` (a path relative to the site root, e.g.
+    ``notebooks/ch01_sam.html``) to ``(target_path, fragment)``.
+
+    Returns ``None`` for links that leave the site (another scheme or host, ``mailto:``,
+    ``javascript:``, ``data:``). A pure fragment (``#x``) targets ``page`` itself; a link to
+    a folder targets its ``index.html``; query strings are dropped. Raises ValueError for a
+    link that climbs above the site root.
+    """
+    parts = urlsplit(href.strip())
+    if parts.scheme or parts.netloc:
+        return None
+    if parts.path.startswith("/"):
+        segments = parts.path.split("/")[1:]
+    elif parts.path:
+        segments = page.split("/")[:-1] + parts.path.split("/")
+    else:
+        segments = page.split("/")  # '#frag' or '?q': this page
+    stack: list[str] = []
+    for seg in segments[:-1]:
+        if seg == "..":
+            if not stack:
+                raise ValueError(f"link {href!r} on {page} climbs above the site root")
+            stack.pop()
+        elif seg not in ("", "."):
+            stack.append(unquote(seg))
+    last = segments[-1] if segments else ""
+    if last == "..":
+        if not stack:
+            raise ValueError(f"link {href!r} on {page} climbs above the site root")
+        stack.pop()
+        last = ""
+    elif last == ".":
+        last = ""
+    stack.append(unquote(last) or "index.html")
+    return "/".join(stack), unquote(parts.fragment)
+
+
+def content_pages(html_dir: Path) -> list[str]:
+    """List the content pages (``.html`` files, as POSIX paths relative to ``html_dir``),
+    leaving out Sphinx's search/index pages and the static/source folders."""
+    html_dir = Path(html_dir)
+    if not (html_dir / "index.html").is_file():
+        raise ValueError(f"html_dir {html_dir} has no index.html; build the book first (make html)")
+    pages = []
+    for f in sorted(html_dir.rglob("*.html")):
+        rel = f.relative_to(html_dir)
+        if rel.parts[0] in SKIP_DIRS or rel.as_posix() in SKIP_PAGES:
+            continue
+        pages.append(rel.as_posix())
+    return pages
+
+
+def screenshot_path(out_dir: Path, page: str) -> Path:
+    """Where the screenshot of ``page`` goes: ``notebooks/ch01.html`` -> ``out/notebooks/ch01.png``."""
+    return Path(out_dir) / Path(page).with_suffix(".png")
+
+
+def is_local_url(url: str, origin: str) -> bool:
+    """True when ``url`` is served by the local server at ``origin`` (``http://127.0.0.1:N``)."""
+    return url.startswith(origin + "/") or url == origin
+
+
+_URL_IN_MESSAGE = re.compile(r"(?:https?|wss?)://[^\s'\")]+")
+
+
+def classify_console_entry(entry: dict, origin: str) -> str:
+    """Classify one ``goog:loggingPrefs`` browser log entry: ``"error"`` (fails the page),
+    ``"external"`` (a failure to reach a host other than the local server: reported only),
+    or ``"ignore"`` (not an error)."""
+    if entry.get("level") != "SEVERE":
+        return "ignore"
+    message = str(entry.get("message", ""))
+    urls = _URL_IN_MESSAGE.findall(message)
+    if entry.get("source") == "network" and urls and not is_local_url(urls[0], origin):
+        return "external"
+    # Chromium asks every site for /favicon.ico; the book ships none and needs none.
+    if urls and urls[0] == origin + "/favicon.ico":
+        return "ignore"
+    return "error"
+
+
+# ----------------------------------------------------------------------------------------
+# Local server
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static file handler that records failed requests instead of logging them."""
+
+    failures: list[str]  # set per server
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+        pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if self.path.split("?")[0] != "/favicon.ico":
+            self.server.failures.append(f"{code} {self.path}")  # type: ignore[attr-defined]
+        super().send_error(code, message, explain)
+
+
+def start_server(html_dir: Path) -> tuple[http.server.ThreadingHTTPServer, threading.Thread]:
+    """Serve ``html_dir`` on 127.0.0.1 at a free port, in a daemon thread."""
+    handler = functools.partial(_QuietHandler, directory=str(html_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.failures = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="book-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+# ----------------------------------------------------------------------------------------
+# Browser
+
+
+def make_driver(user_data_dir: str):  # -> selenium.webdriver.Chrome
+    """Start headless Debian Chromium with the flags this machine needs."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={user_data_dir}")
+    opts.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    return driver
+
+
+# Resolves when the page, its fonts and MathJax (if present) are done.
+_JS_SETTLE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  if (document.readyState !== 'complete') {
+    await new Promise(r => window.addEventListener('load', r, {once: true}));
+  }
+  // MathJax 3 is loaded with `defer`; give it a moment to appear, then await typesetting.
+  for (let i = 0; i < 50 && !(window.MathJax && window.MathJax.startup && window.MathJax.startup.promise); i++) {
+    if (!document.querySelector('.math, .mathjax_process')) break;
+    await new Promise(r => setTimeout(r, 100));
+  }
+  let mathjax = 'absent';
+  try {
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+      await MathJax.startup.promise;
+      mathjax = 'v3 ' + (MathJax.version || '?');
+    } else if (window.MathJax && MathJax.Hub) {
+      await new Promise(r => MathJax.Hub.Queue(r));
+      mathjax = 'v2 ' + (MathJax.version || '?');
+    }
+  } catch (e) { mathjax = 'error: ' + e; }
+  // Load lazy images: scroll through the page, then wait for every image to settle.
+  document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
+  const h = document.documentElement.scrollHeight;
+  for (let y = 0; y < h; y += window.innerHeight) { window.scrollTo(0, y); await new Promise(r => setTimeout(r, 20)); }
+  window.scrollTo(0, 0);
+  const t0 = Date.now();
+  while (Date.now() - t0 < 10000 && Array.from(document.images).some(i => !i.complete)) {
+    await new Promise(r => setTimeout(r, 100));
+  }
+  if (document.fonts) await document.fonts.ready;
+  done(mathjax);
+})().catch(e => done('error: ' + e));
+"""
+
+# Facts about the rendered page, gathered in one round trip.
+_JS_INSPECT = r"""
+const SKIP = 'pre, code, kbd, samp, script, style, noscript, template, textarea, mjx-container, '
+           + '.MathJax, .MathJax_Display, .MathJax_Preview, .highlight, .output.text_plain, .cell_output pre';
+const texts = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const el = n.parentElement;
+  if (!el || el.closest(SKIP)) continue;
+  texts.push(n.nodeValue);
+}
+const imgs = Array.from(document.images).map(i => ({
+  src: i.getAttribute('src') || '', ok: i.complete && i.naturalWidth > 0,
+  lazy: i.loading === 'lazy'}));
+const mathEls = Array.from(document.querySelectorAll('span.math, div.math'));
+const unrendered = mathEls.filter(e => !e.querySelector('mjx-container, .MathJax, .MathJax_Display'))
+                          .map(e => e.textContent.trim().slice(0, 80));
+const empty = Array.from(document.querySelectorAll('mjx-container'))
+                   .filter(c => c.offsetParent !== null && c.getBoundingClientRect().width === 0).length;
+return {
+  title: document.title,
+  text: texts.join(' '),
+  images: imgs,
+  mathElements: mathEls.length,
+  mjx: document.querySelectorAll('mjx-container, .MathJax, .MathJax_Display').length,
+  unrendered: unrendered,
+  merrors: Array.from(document.querySelectorAll('mjx-merror, .MathJax .merror'))
+                 .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 120)),
+  // MathJax 3's `noundefined` shows an unknown macro as red text instead of an error.
+  undefinedMacros: Array.from(document.querySelectorAll('mjx-container mtext[mathcolor="red"]'))
+                        .map(e => e.textContent.slice(0, 80)),
+  zeroSizeMath: empty,
+  animations: document.querySelectorAll('div.animation').length,
+};
+"""
+
+# Checks every matplotlib to_jshtml animation on the page; steps one frame forward.
+_JS_ANIMATION = r"""
+const done = arguments[arguments.length - 1];
+(async () => {
+  const out = [];
+  for (const div of document.querySelectorAll('div.animation')) {
+    const img = div.querySelector('img[id^="_anim_img"]');
+    const slider = div.querySelector('input.anim-slider');
+    const r = {ok: false, frames: 0, problem: ''};
+    out.push(r);
+    if (!img || !slider) { r.problem = 'no frame <img> or slider in div.animation'; continue; }
+    const id = img.id.slice('_anim_img'.length);
+    for (let i = 0; i < 50 && !window['anim' + id]; i++) await new Promise(s => setTimeout(s, 100));
+    const anim = window['anim' + id];
+    if (!anim) { r.problem = 'Animation object anim' + id + ' was never created (JS error?)'; continue; }
+    r.frames = anim.frames.length;
+    if (r.frames < 2) { r.problem = 'only ' + r.frames + ' frame(s)'; continue; }
+    if (Number(slider.max) !== r.frames - 1) { r.problem = 'slider max ' + slider.max + ' != frames-1'; continue; }
+    anim.pause_animation && anim.pause_animation();
+    anim.first_frame();
+    await new Promise(s => setTimeout(s, 50));
+    if (!(img.complete && img.naturalWidth > 0)) { r.problem = 'first frame image did not load'; continue; }
+    const first = img.src;
+    const next = div.querySelector('button[onclick*="next_frame"]');
+    if (!next) { r.problem = 'no "next frame" button'; continue; }
+    next.click();
+    await new Promise(s => setTimeout(s, 100));
+    if (img.src === first) { r.problem = '"next frame" did not change the frame'; continue; }
+    if (!(img.complete && img.naturalWidth > 0)) { r.problem = 'second frame image did not load'; continue; }
+    if (Number(slider.value) !== 1) { r.problem = 'slider did not follow the frame'; continue; }
+    anim.first_frame();
+    r.ok = true;
+  }
+  done(out);
+})().catch(e => done([{ok: false, frames: 0, problem: 'script error: ' + e}]));
+"""
+
+
+def full_page_screenshot(driver, path: Path) -> None:
+    """Save a full-page PNG: the viewport is stretched to the page height (DevTools device
+    metrics), captured, and restored. (``captureBeyondViewport`` mislays the book theme's
+    sticky sidebars on long pages, so it is not used.) Falls back to the viewport alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        height = min(max(height, 1), MAX_SCREENSHOT_HEIGHT)
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WINDOW[0], "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
+        try:
+            driver.execute_async_script(
+                "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));"
+            )
+            driver.save_screenshot(str(path))
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    except Exception:  # noqa: BLE001 - any DevTools trouble: fall back to the viewport
+        driver.save_screenshot(str(path))
+
+
+# ----------------------------------------------------------------------------------------
+# The check
+
+
+@dataclass
+class PageResult:
+    """What the browser found on one page."""
+
+    page: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class LinkChecker:
+    """Checks internal links against the files of the build, caching target ids."""
+
+    def __init__(self, html_dir: Path) -> None:
+        self.html_dir = Path(html_dir)
+        self._ids: dict[str, set[str]] = {}
+
+    def ids(self, target: str) -> set[str]:
+        if target not in self._ids:
+            self._ids[target] = extract_ids((self.html_dir / target).read_text(encoding="utf-8", errors="replace"))
+        return self._ids[target]
+
+    def check_page(self, page: str) -> tuple[int, list[str]]:
+        """Return (number of internal links checked, problems) for ``page``."""
+        html = (self.html_dir / page).read_text(encoding="utf-8", errors="replace")
+        problems, n = [], 0
+        for href in dict.fromkeys(extract_links(html)):  # unique, in order
+            try:
+                resolved = resolve_internal_link(page, href)
+            except ValueError as exc:
+                problems.append(f"broken link: {exc}")
+                continue
+            if resolved is None:
+                continue
+            n += 1
+            target, fragment = resolved
+            path = self.html_dir / target
+            if not path.is_file():
+                problems.append(f"broken link {href!r}: {target} does not exist")
+            elif fragment and target.endswith(".html") and fragment not in self.ids(target):
+                problems.append(f"broken link {href!r}: no id {fragment!r} on {target}")
+        return n, problems
+
+
+def check_page(
+    driver, origin: str, server, links: LinkChecker, page: str, out_dir: Path, expect_animation: bool
+) -> PageResult:
+    """Load ``page`` and run every assertion on it."""
+    res = PageResult(page)
+    driver.get_log("browser")  # drop entries from the previous page
+    server.failures.clear()
+    driver.get(f"{origin}/{page}")
+    mathjax = driver.execute_async_script(_JS_SETTLE)
+    landed = driver.current_url.split("#")[0]
+    if landed != f"{origin}/{page}":
+        res.notes.append(f"redirected to {landed.removeprefix(origin + '/')}")
+    info = driver.execute_script(_JS_INSPECT)
+
+    # Console errors and local 404s.
+    for entry in driver.get_log("browser"):
+        kind = classify_console_entry(entry, origin)
+        if kind == "error":
+            res.problems.append(f"console error: {entry.get('message', '')[:300]}")
+        elif kind == "external":
+            res.notes.append(f"offline, external resource not loaded: {entry.get('message', '')[:200]}")
+    for failure in dict.fromkeys(server.failures):
+        res.problems.append(f"local request failed: {failure}")
+
+    # Math.
+    if mathjax.startswith("error"):
+        res.problems.append(f"MathJax failed: {mathjax}")
+    if info["mathElements"] and info["mjx"] == 0:
+        res.problems.append(f"{info['mathElements']} math element(s) but MathJax rendered none (MathJax: {mathjax})")
+    for tex in info["unrendered"][:5]:
+        res.problems.append(f"math not rendered: {tex!r}")
+    for err in info["merrors"][:5]:
+        res.problems.append(f"MathJax TeX error: {err!r}")
+    for macro in info["undefinedMacros"][:5]:
+        res.problems.append(f"undefined TeX macro in math: {macro!r}")
+    if info["zeroSizeMath"]:
+        res.problems.append(f"{info['zeroSizeMath']} rendered math element(s) have zero width")
+    for snippet in list(dict.fromkeys(find_raw_math(info["text"])))[:5]:
+        res.problems.append(f"raw TeX in visible text: ...{snippet}...")
+
+    # Images.
+    bad = [i["src"][:100] for i in info["images"] if not i["ok"]]
+    for src in bad[:10]:
+        res.problems.append(f"image did not load: {src}")
+
+    # Animations.
+    anim_note = ""
+    if info["animations"] or expect_animation:
+        anims = driver.execute_async_script(_JS_ANIMATION)
+        if expect_animation and not anims:
+            res.problems.append("expected an animation (div.animation from to_jshtml), found none")
+        for k, a in enumerate(anims):
+            if not a["ok"]:
+                res.problems.append(f"animation {k + 1}: {a['problem']}")
+        anim_note = f", {len(anims)} animation(s) ({'/'.join(str(a['frames']) for a in anims)} frames)" if anims else ""
+
+    # Links.
+    n_links, link_problems = links.check_page(page)
+    res.problems.extend(link_problems)
+
+    full_page_screenshot(driver, screenshot_path(out_dir, page))
+    res.summary = (
+        f"{len(info['images'])} img, {info['mathElements']} math -> {info['mjx']} rendered "
+        f"(MathJax {mathjax}){anim_note}, {n_links} internal links"
+    )
+    return res
+
+
+def run(html_dir: Path, out_dir: Path, expect_animation: Sequence[str], pages: Iterable[str] | None = None) -> int:
+    """Run the check; return the process exit status (0 all passed, 1 some page failed)."""
+    html_dir = Path(html_dir).resolve()
+    all_pages = content_pages(html_dir)
+    pages = list(pages) if pages is not None else all_pages
+    for p in pages:
+        if p not in all_pages:
+            raise ValueError(f"--page {p!r} is not a content page of {html_dir}; pages are: {', '.join(all_pages)}")
+    expected = set()
+    for p in expect_animation:
+        if p in all_pages:
+            expected.add(p)
+        else:
+            print(f"NOTE: --expect-animation {p}: page not in the build, animation check skipped")
+
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        if not Path(exe).exists():
+            print(f"error: {exe} not found; install Debian's chromium and chromium-driver", file=sys.stderr)
+            return 2
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.rglob("*.png"):  # stale screenshots only; never the folder itself
+        old.unlink()
+    server, thread = start_server(html_dir)
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    links = LinkChecker(html_dir)
+    results: list[PageResult] = []
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="browser-check-profile-") as profile:
+        driver = make_driver(profile)
+        try:
+            version = driver.capabilities.get("browserVersion", "?")
+            print(f"Checking {len(pages)} page(s) of {html_dir} at {origin} in Chromium {version}")
+            for page in pages:
+                try:
+                    res = check_page(driver, origin, server, links, page, out_dir, page in expected)
+                except Exception as exc:  # noqa: BLE001 - a crash on one page is that page's failure
+                    res = PageResult(page, problems=[f"check crashed: {type(exc).__name__}: {exc}"])
+                results.append(res)
+                print(f"{'PASS' if res.ok else 'FAIL'} {page}: {res.summary}")
+                for note in dict.fromkeys(res.notes):
+                    print(f"    note: {note}")
+                for problem in res.problems:
+                    print(f"    {page}: {problem}")
+        finally:
+            driver.quit()
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+    n_fail = sum(not r.ok for r in results)
+    print(f"Screenshots in {out_dir} ({time.time() - t0:.0f} s)")
+    print(f"{len(results) - n_fail} passed, {n_fail} failed")
+    if n_fail:
+        print("FAILED pages: " + ", ".join(r.page for r in results if not r.ok), file=sys.stderr)
+    return 1 if n_fail else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("html_dir", nargs="?", default="_build/html", type=Path, help="built book (default _build/html)")
+    ap.add_argument("--out", type=Path, default=None, help="screenshot folder (default <html_dir>/../browser-check)")
+    ap.add_argument(
+        "--expect-animation",
+        action="append",
+        default=[],
+        metavar="PAGE",
+        help="page (relative to html_dir) that must hold a to_jshtml animation; repeatable",
+    )
+    ap.add_argument("--page", action="append", default=None, metavar="PAGE", help="check only this page; repeatable")
+    args = ap.parse_args(argv)
+    out = args.out if args.out is not None else args.html_dir.resolve().parent / "browser-check"
+    try:
+        return run(args.html_dir, out, args.expect_animation, args.page)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

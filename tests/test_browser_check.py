@@ -1,0 +1,215 @@
+"""The browser check's pure helpers (no browser), plus one small end-to-end run that is
+skipped where Debian's chromium and chromedriver are not installed."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "scripts" / "browser_check.py"
+_spec = importlib.util.spec_from_file_location("browser_check", _PATH)
+bc = importlib.util.module_from_spec(_spec)
+sys.modules["browser_check"] = bc  # dataclasses resolve annotations through sys.modules
+_spec.loader.exec_module(bc)
+
+ORIGIN = "http://127.0.0.1:8123"
+
+
+# -- raw math -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the update $$x_{k+1} = x_k$$ follows",
+        r"points where \(\nabla f(x^+) = 0\) hold",
+        r"display \[ a = b \] here",
+        r"\begin{align} a &= b \end{align}",
+        r"inline $\alpha + \beta$ left raw",
+        r"a lone closing \) from a broken render",
+    ],
+)
+def test_find_raw_math_flags_unrendered_tex(text):
+    assert bc.find_raw_math(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It costs $5 and the other one $10.",
+        "Rendered math leaves no delimiters: ∇f(x+)=0 while ∇f(x)≠0.",
+        "A backslash in prose \\ is not math, nor is C:\\temp.",
+        "",
+    ],
+)
+def test_find_raw_math_ignores_plain_text(text):
+    assert bc.find_raw_math(text) == []
+
+
+def test_find_raw_math_snippet_names_the_spot_and_counts_each_hit():
+    hits = bc.find_raw_math(r"one \(a\) two \(b\)", context=4)
+    assert len(hits) == 4  # \( and \) of each inline formula
+    assert "\\(" in hits[0] and "one" in hits[0]
+
+
+def test_find_raw_math_rejects_non_text():
+    with pytest.raises(TypeError, match="text must be a str"):
+        bc.find_raw_math(None)
+
+
+# -- links and ids ------------------------------------------------------------------------
+
+PAGE = """<html><body>
+<section id="intro"><h1>T<a class="headerlink" href="#intro">#</a></h1>
+<a href="../book/intro.html#what-the-paper-claims">x</a>
+<a name="old-anchor"></a><span id="eq-sam"></span>
+<a href="https://arxiv.org/abs/2509.21818">paper</a><a>no href</a>
+<a href="mailto:a@b.org">mail</a></section></body></html>"""
+
+
+def test_extract_links_keeps_document_order_and_skips_anchors_without_href():
+    assert bc.extract_links(PAGE) == [
+        "#intro",
+        "../book/intro.html#what-the-paper-claims",
+        "https://arxiv.org/abs/2509.21818",
+        "mailto:a@b.org",
+    ]
+
+
+def test_extract_ids_collects_ids_and_anchor_names():
+    assert bc.extract_ids(PAGE) == {"intro", "old-anchor", "eq-sam"}
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("#eq-sam", ("notebooks/ch01_sam.html", "eq-sam")),
+        ("../book/intro.html#what-the-paper-claims", ("book/intro.html", "what-the-paper-claims")),
+        ("ch02_hallucination.html?highlight=x#f", ("notebooks/ch02_hallucination.html", "f")),
+        ("../", ("index.html", "")),
+        ("./", ("notebooks/index.html", "")),
+        ("/_images/fig.png", ("_images/fig.png", "")),
+        ("../_sources/notebooks/ch01_sam.ipynb", ("_sources/notebooks/ch01_sam.ipynb", "")),
+        ("fig%20one.png", ("notebooks/fig one.png", "")),
+        ("https://arxiv.org/abs/2509.21818", None),
+        ("//cdn.example.org/x.js", None),
+        ("mailto:a@b.org", None),
+        ("javascript:void(0)", None),
+    ],
+)
+def test_resolve_internal_link(href, expected):
+    assert bc.resolve_internal_link("notebooks/ch01_sam.html", href) == expected
+
+
+def test_resolve_internal_link_rejects_links_above_the_site_root():
+    with pytest.raises(ValueError, match="climbs above the site root"):
+        bc.resolve_internal_link("notebooks/ch01_sam.html", "../../etc/passwd")
+
+
+def _site(tmp_path: Path) -> Path:
+    html = tmp_path / "html"
+    for rel, text in {
+        "index.html": '<a href="book/intro.html">intro</a>',
+        "search.html": "",
+        "genindex.html": "",
+        "book/intro.html": '<h1 id="top">x</h1><a href="../notebooks/ch01_sam.html#eq-sam">eq</a>',
+        "notebooks/ch01_sam.html": PAGE,
+        "_static/some.html": "",
+        "_sources/notebooks/ch01_sam.html": "",
+    }.items():
+        (html / rel).parent.mkdir(parents=True, exist_ok=True)
+        (html / rel).write_text(text)
+    return html
+
+
+def test_content_pages_leaves_out_search_index_and_static_folders(tmp_path):
+    assert bc.content_pages(_site(tmp_path)) == ["book/intro.html", "index.html", "notebooks/ch01_sam.html"]
+
+
+def test_content_pages_needs_a_built_book(tmp_path):
+    with pytest.raises(ValueError, match="no index.html"):
+        bc.content_pages(tmp_path)
+
+
+def test_link_checker_reports_missing_files_and_fragments(tmp_path):
+    html = _site(tmp_path)
+    checker = bc.LinkChecker(html)
+    assert checker.check_page("book/intro.html") == (1, [])
+    n, problems = checker.check_page("notebooks/ch01_sam.html")
+    assert n == 2  # '#intro' and the intro page; external and mailto links are not counted
+    assert problems == ["broken link '../book/intro.html#what-the-paper-claims': no id "
+                        "'what-the-paper-claims' on book/intro.html"]
+    (html / "book/intro.html").unlink()
+    assert checker.check_page("index.html")[1] == ["broken link 'book/intro.html': book/intro.html does not exist"]
+
+
+# -- console log, paths -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "kind"),
+    [
+        ({"level": "SEVERE", "source": "javascript",
+          "message": f"{ORIGIN}/book/intro.html 61:12 Uncaught SyntaxError: Identifier 'X' has already been declared"},
+         "error"),
+        ({"level": "SEVERE", "source": "network",
+          "message": f"{ORIGIN}/_static/mathjax/tex-mml-chtml.js - Failed to load resource: 404 (File not found)"},
+         "error"),
+        ({"level": "SEVERE", "source": "network",
+          "message": "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js - Failed to load resource: "
+                     "net::ERR_NAME_NOT_RESOLVED"},
+         "external"),
+        ({"level": "SEVERE", "source": "network", "message": f"{ORIGIN}/favicon.ico - Failed to load resource: 404"},
+         "ignore"),
+        ({"level": "WARNING", "source": "console-api", "message": "something deprecated"}, "ignore"),
+        ({"level": "SEVERE", "source": "console-api", "message": "plain console.error with no url"}, "error"),
+    ],
+)
+def test_classify_console_entry(entry, kind):
+    assert bc.classify_console_entry(entry, ORIGIN) == kind
+
+
+def test_is_local_url_does_not_accept_a_longer_port():
+    assert bc.is_local_url(ORIGIN + "/x.html", ORIGIN)
+    assert not bc.is_local_url(ORIGIN + "4/x.html", ORIGIN)
+
+
+def test_screenshot_path_mirrors_the_page_path(tmp_path):
+    assert bc.screenshot_path(tmp_path, "notebooks/ch01_sam.html") == tmp_path / "notebooks" / "ch01_sam.png"
+
+
+def test_main_refuses_a_folder_without_a_book(tmp_path, capsys):
+    assert bc.main([str(tmp_path)]) == 2
+    assert "build the book first" in capsys.readouterr().err
+
+
+# -- end to end in Chromium (skipped without it) ------------------------------------------
+
+needs_chromium = pytest.mark.skipif(
+    not (Path(bc.CHROMIUM).exists() and Path(bc.CHROMEDRIVER).exists()),
+    reason="Debian's chromium and chromium-driver are not installed",
+)
+
+
+@needs_chromium
+def test_browser_run_passes_a_clean_page_and_names_each_problem(tmp_path, capsys):
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text(
+        '<html><body><h1 id="a">Fine</h1><a href="bad.html">to bad</a><a href="#a">self</a></body></html>'
+    )
+    (html / "bad.html").write_text(
+        "<html><body><p>Raw $$x^2$$ math.</p><img src='missing.png'>"
+        "<a href='index.html#nope'>x</a><script>throw new Error('boom')</script></body></html>"
+    )
+    status = bc.main([str(html), "--out", str(tmp_path / "shots"), "--expect-animation", "gone.html"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "PASS index.html" in out and "FAIL bad.html" in out
+    assert "1 passed, 1 failed" in out
+    assert "--expect-animation gone.html: page not in the build" in out
+    for problem in ["raw TeX in visible text", "image did not load: missing.png", "no id 'nope' on index.html",
+                    "Uncaught Error: boom", "local request failed: 404 /missing.png"]:
+        assert problem in out, problem
+    assert (tmp_path / "shots" / "index.png").stat().st_size > 1000
