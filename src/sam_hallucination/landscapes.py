@@ -83,3 +83,66 @@ DOUBLE_WELL = Landscape(
     grad_closed_form=_ring_grad,
     description="f(x) = (x² − 1)²: minimizers ±1, a maximizer at 0.",
 )
+
+
+# -- an asymmetric 2-D landscape with ISOLATED critical points --------------------------------
+#
+#   f(x, y) = (x² − 1)² + a (x² − s²) y² + c y⁴ − β x + γ x y,
+#   a = 1, s = 0.7, c = 0.5, β = 0.3, γ = 0.3.
+#
+# The double well in x is tilted (−βx) and sheared (γxy), so no reflection, rotation or point
+# symmetry survives. The factor (x² − s²) makes y a *maximising* direction near x = 0 (the
+# maximizer is isolated and elongated in y, flatter than a circle) and a minimising one near
+# x = ±1; the quartic c y⁴ keeps f bounded below. With c > a²/4 there are exactly five critical
+# points (found by Newton from a grid; values rounded, see `ASYMMETRIC_CRITICAL_POINTS`):
+#   local min (global)  ( 1.0299, −0.2450)   f = −0.3449
+#   local min           (−0.9499,  0.2878)   f =  0.2501
+#   local max           (−0.0773, −0.0240)   f =  1.0116
+#   saddle              (−0.1630, −0.6527)   f =  0.9217
+#   saddle              (−0.0296,  0.7039)   f =  0.8813
+# SAM with ρ beyond the min–max distance has isolated hallucinated points here; the one whose
+# perturbed point x⁺ is the left minimizer attracts for η = 0.2 over an interval of ρ
+# (chapter 3 computes it).
+
+ASYM_PARAMS = {"a": 1.0, "s": 0.7, "c": 0.5, "beta": 0.3, "gamma": 0.3}
+
+
+def _asym_f(z: Tensor) -> Tensor:
+    p = ASYM_PARAMS
+    x, y = z[..., 0], z[..., 1]
+    y2 = y * y
+    return ((x * x - 1.0) ** 2 + p["a"] * (x * x - p["s"] ** 2) * y2 + p["c"] * y2 * y2
+            - p["beta"] * x + p["gamma"] * x * y)
+
+
+def _asym_grad(z: Tensor) -> Tensor:
+    p = ASYM_PARAMS
+    x, y = z[..., 0], z[..., 1]
+    y2 = y * y
+    gx = 4.0 * x * (x * x - 1.0) + 2.0 * p["a"] * x * y2 - p["beta"] + p["gamma"] * y
+    gy = 2.0 * p["a"] * (x * x - p["s"] ** 2) * y + 4.0 * p["c"] * y2 * y + p["gamma"] * x
+    return torch.stack((gx, gy), dim=-1)
+
+
+# (label, rounded location); exact values come from `dynamics.refine_critical_point`.
+ASYMMETRIC_CRITICAL_POINTS = (
+    ("local min (global)", (1.02988406, -0.24495270)),
+    ("local min", (-0.94992821, 0.28775891)),
+    ("local max", (-0.07728215, -0.02397820)),
+    ("saddle", (-0.16299614, -0.65266480)),
+    ("saddle", (-0.02955783, 0.70386460)),
+)
+
+ASYMMETRIC = Landscape(
+    name="asymmetric",
+    dim=2,
+    f=_asym_f,
+    grad_closed_form=_asym_grad,
+    description=(
+        "f(x,y) = (x²−1)² + (x²−0.49)y² + y⁴/2 − 0.3x + 0.3xy: two isolated minimizers, an "
+        "isolated maximizer and two saddles; no symmetry."
+    ),
+    extras={"critical_points": ASYMMETRIC_CRITICAL_POINTS, "params": dict(ASYM_PARAMS)},
+)
+
+LANDSCAPES = {ls.name: ls for ls in (RING, DOUBLE_WELL, ASYMMETRIC)}
