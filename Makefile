@@ -45,6 +45,7 @@ html: $(STAMP) $(MATHJAX)
 	@echo "Open _build/html/index.html"
 
 ## Load every page of the built book in headless Chromium (Debian's chromium + chromium-driver).
+BROWSER_CHECK_ARGS ?= --expect-animation notebooks/ch02_hallucination.html
 browser-check: html
 	$(PY) scripts/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
