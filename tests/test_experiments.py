@@ -156,7 +156,7 @@ def test_result_schema_and_provenance(tmp_path):
     assert prov["device"] == "cpu" and prov["device_name"]
     assert prov["torch"] == torch.__version__ and "commit" in prov["git"]
     assert prov["timestamp_utc"].endswith("+00:00")
-    assert len(rec["epochs"]) == 2 and rec["wall_time_s"] > 0
+    assert len(rec["epochs"]) == 2 and rec["wall_time_s"] > 0 and rec["probe"] is None
     keys = {"epoch", "lr", "rho", "train_loss", "train_acc", "test_loss", "test_acc",
             "grad_norm", "perturbed_grad_norm", "weight_norm", "epoch_time_s"}
     assert keys <= set(rec["epochs"][0])
@@ -195,3 +195,56 @@ def test_cli_list_and_dry_run(tmp_path, capsys):
                  str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "21 runs: 0 done" in text and "estimated" in text
+
+
+def test_probe_fields_and_run_ids():
+    # configs without the probe keep their schema-1 ids (committed results stay valid)
+    assert get_sweep("smoke").runs[0].run_id() == "fashion-mnist_mlp_sgd_s0_080dd8d1"
+    a = RunConfig(method="sam", rho=0.1)
+    assert a.run_id() == a.replace(probe_steps=7).run_id()  # ignored while probe is off
+    b = a.replace(probe=True)
+    assert b.run_id() != a.run_id() and b.run_id() != b.replace(probe_steps=7).run_id()
+    for field, value in (("probe", 1), ("probe_batches", 0), ("probe_steps", 0)):
+        with pytest.raises(ValueError, match=rf"RunConfig\.{field}="):
+            RunConfig(**{field: value})
+
+
+def test_cifar_sweeps_carry_the_probe():
+    for name in ("cifar10-rho", "cifar10-remedy", "cifar10-resnet18", "smoke-cifar"):
+        runs = get_sweep(name).runs
+        assert all(r.probe and r.final_constant_lr_epochs == 1 for r in runs), name
+    smoke = get_sweep("smoke-cifar").runs
+    assert {r.method for r in smoke} == {"sgd", "sam", "switch", "rho-decay"}
+    assert {r.seed for r in smoke} == {0, 1}
+    assert {r.switch_frac for r in smoke if r.method == "switch"} == {0.1, 0.3}
+
+
+def test_probe_result_and_seed_filter(tmp_path, capsys):
+    sweep = Sweep("q", "x", grid(TINY.replace(probe=True, probe_batches=2, probe_steps=2),
+                                 rhos=(0.1,), seeds=(0, 1)))
+    out = run_sweep(sweep, results_dir=tmp_path, device="cpu", progress=False, datasets=SYN,
+                    seeds=[1])
+    assert out["ran"] == [c.run_id() for c in sweep.runs if c.seed == 1] and out["left"] == 0
+    recs = load_results(sweep, tmp_path)
+    assert len(recs) == 2 and all(r["config"]["seed"] == 1 for r in recs)
+    sam = next(r for r in recs if r["config"]["method"] == "sam")
+    assert sam["probe"]["stall"]["rho"] == pytest.approx(0.1)
+    assert sam["probe"]["sgd_continuation"]["steps"] == 2 and sam["schema_version"] == 2
+    json.dumps(sam, allow_nan=False)  # the record is strict JSON
+    with pytest.raises(ValueError, match="seeds"):
+        run_sweep(sweep, results_dir=tmp_path, seeds=[])
+    with pytest.raises(SystemExit):
+        main(["cifar10-rho", "--seeds", "a,b", "--dry-run", "--results", str(tmp_path)])
+    assert main(["cifar10-rho", "--seeds", "0", "--dry-run", "--device", "cuda",
+                 "--results", str(tmp_path)]) == 0
+    assert "7 runs: 0 done" in capsys.readouterr().out
+
+
+def test_git_info_falls_back_to_env(monkeypatch, tmp_path):
+    from sam_hallucination import experiments as ex
+
+    monkeypatch.setattr(ex, "repo_root", lambda: tmp_path)  # not a git checkout
+    monkeypatch.delenv("SAM_GIT_COMMIT", raising=False)
+    assert ex.git_info() == {"commit": "unknown", "dirty": None}
+    monkeypatch.setenv("SAM_GIT_COMMIT", "0123abcd")
+    assert ex.git_info() == {"commit": "0123abcd", "dirty": None}

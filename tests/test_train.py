@@ -114,3 +114,70 @@ def test_batch_larger_than_subset_rejected():
                              "y_train": SYN.y_train[:40]})
     with pytest.raises(ValueError, match="batch_size=64 is larger than the training set"):
         train(c, small, device="cpu", progress=False)
+
+
+# ----------------------------------------------------------------------------- the probe
+
+
+def _strip_times(out: dict) -> list[dict]:
+    return [{k: v for k, v in e.items() if not k.endswith("time_s")} for e in out["epochs"]]
+
+
+@pytest.mark.parametrize("method,rho", [("sam", 0.1), ("sgd", 0.0)])
+def test_probe_leaves_the_trained_run_untouched(method, rho):
+    c = cfg(model="airbench", method=method, rho=rho, n_train=48, batch_size=16,
+            final_constant_lr_epochs=1, final_lr=0.01)
+    plain = train(c, SYN, device="cpu", progress=False)
+    probed = train(c.replace(probe=True, probe_batches=2, probe_steps=3), SYN, device="cpu",
+                   progress=False)
+    assert plain["probe"] is None
+    # same epochs, same final metrics, bit-identical weights and BN buffers
+    assert _strip_times(plain) == _strip_times(probed) and plain["final"] == probed["final"]
+    sa, sb = plain["model"].state_dict(), probed["model"].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    p = probed["probe"]
+    assert p["n_batches"] == 2 and p["batch_size"] == 16 and p["rho"] == pytest.approx(rho)
+    st = p["stall"]
+    assert st["n_batches"] == 2 and st["bootstrap"] > 0 and st["grad_norm"] > 0
+    assert math.isfinite(st["grad_se"]) and st["sam_step_norm_boot_std"] is not None
+    sgd = p["sgd_continuation"]
+    assert sgd["optimizer"] == "sgd" and sgd["steps"] == 3 and sgd["lr"] == 0.01
+    assert sgd["loss_before"] == pytest.approx(st["loss"], rel=1e-5)  # same fixed batches
+    assert sgd["loss_before"] != sgd["loss_after"]  # the copy did move
+    assert 0 <= sgd["test_acc_after"] <= 1
+    if method == "sgd":
+        assert st["ratio"] == pytest.approx(1.0)  # rho = 0: the SAM step is the gradient
+        assert p["sam_continuation"] is None
+    else:
+        sam = p["sam_continuation"]
+        assert sam["optimizer"] == "sam" and sam["rho"] == pytest.approx(0.1)
+        assert sam["loss_before"] == sgd["loss_before"] and sam["loss_after"] != sgd["loss_after"]
+
+
+def test_probe_rho_is_the_final_radius_and_sgd_continuation_descends():
+    # decayed rho ends at 0, so the probe measures at rho = 0 and runs no SAM continuation
+    c = cfg(method="rho-decay", rho=0.5, probe=True, probe_batches=2, probe_steps=2)
+    assert train(c, SYN, device="cpu", progress=False)["probe"]["rho"] == 0.0
+    # one epoch leaves the MLP far from a minimizer: 30 SGD steps lower the fixed-batch loss
+    c = cfg(method="sam", rho=0.05, probe=True, probe_batches=2, probe_steps=30, final_lr=0.05)
+    sgd = train(c, SYN, device="cpu", progress=False)["probe"]["sgd_continuation"]
+    assert sgd["loss_after"] < sgd["loss_before"] and sgd["loss_drop"] > 0
+    assert sgd["objective_drop"] == pytest.approx(sgd["objective_before"] - sgd["objective_after"])
+
+
+def test_probe_skipped_when_the_run_diverges():
+    c = cfg(method="sam", rho=0.5, lr=1e6, epochs=3, n_train=128, probe=True, probe_batches=2)
+    out = train(c, SYN, device="cpu", progress=False)
+    assert out["status"] == "diverged" and out["probe"] is None
+
+
+def test_fixed_batches_are_unaugmented_and_seeded():
+    from sam_hallucination.train import fixed_batches
+
+    a = fixed_batches(SYN, 3, 32, torch.device("cpu"), seed=5)
+    b = fixed_batches(SYN, 3, 32, torch.device("cpu"), seed=5)
+    c = fixed_batches(SYN, 3, 32, torch.device("cpu"), seed=6)
+    assert len(a) == 3 and all(x.shape[0] == 32 for x, _ in a)
+    assert all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, b, strict=True))
+    assert not torch.equal(a[0][0], c[0][0])
+    assert len(fixed_batches(SYN, 1000, 512, torch.device("cpu"), seed=0)) == 2  # capped

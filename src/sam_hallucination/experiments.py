@@ -9,7 +9,7 @@ CLI::
 
     python -m sam_hallucination.experiments --list
     python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \
-        [--results DIR] [--max-runs N] [--time-budget S] [--dry-run]
+        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--dry-run]
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from .data import DATASET_NAMES, TRAIN_SIZES, ImageDataset, load_dataset, repo_r
 from .models import MODEL_NAMES
 from .train import LR_SCHEDULES, METHODS, train
 
-SCHEMA_VERSION = 1
+# 2: adds the end-of-training "probe" (None when the run had probe=False).
+SCHEMA_VERSION = 2
+PROBE_FIELDS = ("probe", "probe_batches", "probe_steps")
 
 # Rough seconds per epoch over the full 50k-image training set, for an SGD run
 # (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
@@ -67,6 +69,10 @@ class RunConfig:
     ``subset_seed`` (the same for every training seed). ``final_constant_lr_epochs``
     appends epochs at the constant rate ``final_lr`` after the schedule ends.
     ``augment=None`` means flip+translate for the CIFAR data sets, none otherwise.
+    ``probe=True`` runs the end-of-training probe (stall diagnostics on ``probe_batches``
+    fixed batches, then ``probe_steps`` SGD and SAM continuation steps at ``final_lr``;
+    see :mod:`sam_hallucination.train`). The probe fields enter the run id only when
+    ``probe=True``, so configs without the probe keep their ids.
     """
 
     dataset: str = "cifar10-jpeg"
@@ -95,6 +101,9 @@ class RunConfig:
     augment: bool | None = None
     amp: bool = True
     eval_every: int = 1
+    probe: bool = False
+    probe_batches: int = 16
+    probe_steps: int = 40
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -136,7 +145,10 @@ class RunConfig:
         for name in ("seed", "subset_seed"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise bad(name, "must be an int >= 0")
-        for name in ("epochs", "batch_size", "hidden", "eval_every"):
+        if not isinstance(self.probe, bool):
+            raise bad("probe", "must be True or False")
+        for name in ("epochs", "batch_size", "hidden", "eval_every", "probe_batches",
+                     "probe_steps"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "must be an int >= 1")
         if not _is_int(self.final_constant_lr_epochs) or self.final_constant_lr_epochs < 0:
@@ -151,7 +163,11 @@ class RunConfig:
 
     def run_id(self) -> str:
         """Readable name plus an 8-hex hash of the full config."""
-        h = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        d = asdict(self)
+        if not self.probe:  # ids of configs without the probe are those of schema 1
+            for k in PROBE_FIELDS:
+                d.pop(k)
+        h = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         parts = [self.dataset, self.model, self.method]
         if self.method != "sgd":
             parts.append(f"rho{self.rho:g}")
@@ -204,7 +220,14 @@ def grid(base: RunConfig, rhos: Iterable[float], seeds: Iterable[int],
 
 def _sweeps() -> dict[str, Callable[[], Sweep]]:
     pilot = RunConfig()  # the GPU pilot settings
-    rn18 = RunConfig(model="resnet18", epochs=10, batch_size=512, lr=0.2)
+    # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
+    # end-of-training probe (stall diagnostics + SGD/SAM continuation) at the final weights.
+    probed = pilot.replace(probe=True, final_constant_lr_epochs=1)
+    rn18 = probed.replace(model="resnet18", epochs=10, batch_size=512, lr=0.2)
+    # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
+    # + 1 constant-LR epoch, a 2-batch probe with 4 continuation steps.
+    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2,
+                           probe_steps=4)
     return {
         "smoke": lambda: Sweep(
             "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
@@ -213,18 +236,17 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
                  rhos=(0.05, 0.5, 2.0), seeds=(0,),
                  methods=("sgd", "sam", "switch", "rho-decay"), switch_fracs=(0.1,))),
         "smoke-cifar": lambda: Sweep(
-            "smoke-cifar", "CPU smoke run of the cifar10-rho machinery (not the experiment): "
-            "airbench CNN, CIFAR-10 JPEG copy, 2k-image subset, 1 epoch.",
-            grid(pilot.replace(epochs=1, batch_size=128, n_train=2048, n_test=1000),
-                 rhos=(0.1, 2.0), seeds=(0,), methods=("sgd", "sam"))
-            + grid(pilot.replace(epochs=1, batch_size=128, n_train=2048, n_test=1000),
-                   rhos=(2.0,), seeds=(0,), methods=("switch", "rho-decay"),
-                   switch_fracs=(0.1,))),
+            "smoke-cifar", "CPU smoke run of the cifar10-rho and cifar10-remedy machinery (not "
+            "the experiment): airbench CNN, CIFAR-10 JPEG copy, 512-image subset, 1 epoch + 1 "
+            "constant-LR epoch, end-of-training probe.",
+            _seed_major(grid(smoke, rhos=(0.1, 2.0), seeds=(0, 1), methods=("sgd", "sam"))
+                        + grid(smoke, rhos=(2.0,), seeds=(0,), methods=("switch", "rho-decay"),
+                               switch_fracs=(0.1, 0.3)))),
         "cifar10-rho": lambda: Sweep(
             "cifar10-rho", "SAM vs SGD over rho: airbench CNN on the CIFAR-10 JPEG copy, "
             "pilot settings (16 epochs, batch 512, Nesterov 0.9, one-cycle peak 0.2, wd 5e-4, "
-            "bf16).",
-            grid(pilot, rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2))),
+            "bf16), then 1 epoch at LR 0.01 and the end-of-training probe.",
+            grid(probed, rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2))),
         "cifar10-resnet18": lambda: Sweep(
             "cifar10-resnet18", "ResNet-18 on the CIFAR-10 JPEG copy, short budget (10 epochs).",
             _seed_major(grid(rn18, rhos=(0.05, 0.2, 1.0), seeds=(0, 1), methods=("sgd", "sam"))
@@ -232,8 +254,8 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
                                switch_fracs=(0.1,)))),
         "cifar10-remedy": lambda: Sweep(
             "cifar10-remedy", "SGD warm-start before SAM: switch fraction x rho, with SAM, SGD "
-            "and rho-decay baselines (airbench, CIFAR-10 JPEG copy, pilot settings).",
-            _seed_major(grid(pilot, rhos=(0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
+            "and rho-decay baselines (airbench, CIFAR-10 JPEG copy, pilot settings + probe).",
+            _seed_major(grid(probed, rhos=(0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
                              methods=("sgd", "sam", "switch", "rho-decay"),
                              switch_fracs=(0.05, 0.1, 0.2, 0.3)))),
         "cifar100-resnet18-paper": lambda: Sweep(
@@ -241,7 +263,8 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
             "Needs the official archive and a GPU.",
             grid(RunConfig(dataset="cifar100", model="resnet18", epochs=200, batch_size=128,
-                           lr=0.1, lr_schedule="cosine", warmup_frac=0.0),
+                           lr=0.1, lr_schedule="cosine", warmup_frac=0.0, probe=True,
+                           final_constant_lr_epochs=1),
                  rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
                  methods=("sgd", "sam", "switch"), switch_fracs=(0.1,))),
     }
@@ -279,19 +302,24 @@ def device_name(device: str | torch.device) -> str:
 
 
 def git_info() -> dict[str, Any]:
-    """Commit hash, and whether src/ differs from it ("unknown" without git)."""
+    """Commit hash, and whether src/ differs from it.
+
+    Without a git checkout (e.g. a copied working tree on a GPU machine) the commit is
+    taken from $SAM_GIT_COMMIT when set (``dirty`` then unknown), else "unknown".
+    """
     root = repo_root()
+    fallback = {"commit": os.environ.get("SAM_GIT_COMMIT") or "unknown", "dirty": None}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10)
         if commit.returncode != 0:
-            return {"commit": "unknown", "dirty": None}
+            return fallback
         # dirty: the package source differs from the commit (modified or untracked files)
         status = subprocess.run(["git", "status", "--porcelain", "--", "src"],
                                 cwd=root, capture_output=True, text=True, timeout=10)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+        return fallback
 
 
 def _clean(x: Any) -> Any:
@@ -340,6 +368,7 @@ def result_record(config: RunConfig, out: dict[str, Any], sweep: str,
         "final": out["final"],
         "epochs": out["epochs"],
         "wall_time_s": out["wall_time_s"],
+        "probe": out.get("probe"),
         "provenance": {
             "device": str(dev),
             "device_name": device_name(dev),
@@ -389,6 +418,9 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     if same:
         rates = [r["wall_time_s"] / (r["n_train"] * len(r["epochs"])) for r in same]
         return work * sum(rates) / len(rates)
+    if config.probe:  # diagnostics (~4 passes a batch) + SGD and SAM continuations
+        work += config.batch_size * (config.probe_batches * 2 + config.probe_steps
+                                     * (1 + (2 if config.method != "sgd" else 0)) / sam_factor)
     per_epoch = EPOCH_COST_S.get((config.model, kind), 10.0)
     return per_epoch * sam_factor * work / 50_000
 
@@ -398,7 +430,7 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
               max_runs: int | None = None, time_budget: float | None = None,
               dry_run: bool = False, progress: bool = True,
               datasets: dict[str, ImageDataset] | None = None,
-              save_models: bool = False) -> dict[str, Any]:
+              save_models: bool = False, seeds: Iterable[int] | None = None) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
@@ -406,8 +438,14 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     stops before a run whose estimated time would overrun it. ``datasets`` maps registry
     names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
     ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
+    ``seeds`` restricts this call to the runs with those training seeds (counts too).
     """
     sweep = get_sweep(name_or_sweep)
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or not all(_is_int(x) and x >= 0 for x in seeds):
+            raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+        sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
     if max_runs is not None and (not _is_int(max_runs) or max_runs < 0):
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
@@ -481,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--save-models", action="store_true",
                    help="also save each run's final weights as <run_id>.pt")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
     a = p.parse_args(argv)
     if a.list or not a.sweep:
         for name, make in SWEEPS.items():
@@ -489,9 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.threads:
         torch.set_num_threads(a.threads)
+    try:
+        seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
     run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
               max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
-              progress=not a.no_progress, save_models=a.save_models)
+              progress=not a.no_progress, save_models=a.save_models, seeds=seeds)
     return 0
 
 

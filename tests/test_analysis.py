@@ -1,0 +1,137 @@
+"""Tables, coverage, provenance and verdicts from result records (no training: fake records)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from sam_hallucination import analysis as an  # noqa: E402
+from sam_hallucination.experiments import RunConfig, get_sweep, write_json_atomic  # noqa: E402
+
+
+def probe(rho: float, grad=1.0, grad_se=0.01, step=0.5, step_se=0.01, sgd_drop=0.01,
+          sam_drop=0.0, loss_se=1e-3) -> dict:
+    cont = lambda opt, d: {"optimizer": opt, "loss_drop": d, "test_acc_after": 0.5}  # noqa: E731
+    return {"rho": rho, "stall": {"grad_norm": grad, "grad_se": grad_se, "sam_step_norm": step,
+                                  "sam_step_se": step_se, "ratio": step / grad, "loss": 0.1,
+                                  "loss_se": loss_se},
+            "sgd_continuation": cont("sgd", sgd_drop),
+            "sam_continuation": cont("sam", sam_drop) if rho > 0 else None}
+
+
+def record(c: RunConfig, acc: float | None, sweep: str, status: str = "ok", pr: dict | None = None,
+           device: str = "cuda:0") -> dict:
+    # test accuracy: acc - 0.1 during the main schedule, acc in the constant-LR epochs
+    eps = [{"epoch": e + 1, "test_acc": acc and acc - 0.1 * (e < c.epochs), "train_loss": 1 / (e + 1),
+            "weight_norm": 10.0 + e} for e in range(c.epochs + c.final_constant_lr_epochs)]
+    return {"run_id": c.run_id(), "sweep": sweep, "config": asdict(c), "status": status,
+            "final": {"test_acc": acc, "train_loss": 0.5}, "epochs": eps, "wall_time_s": 2.0,
+            "probe": pr,
+            "provenance": {"device": device, "device_name": "Fake GPU", "torch": "9.9",
+                           "git": {"commit": "abcdef1234567890", "dirty": False}}}
+
+
+def write(tmp_path, sweep: str, recs: list[dict]) -> None:
+    for r in recs:
+        write_json_atomic(tmp_path / sweep / f"{r['run_id']}.json", r)
+
+
+@pytest.fixture
+def rho_runs():
+    return get_sweep("cifar10-rho").runs
+
+
+def test_summary_mean_std_and_divergence(rho_runs):
+    sgd = [c for c in rho_runs if c.method == "sgd"]
+    sam1 = [c for c in rho_runs if c.method == "sam" and c.rho == 1.0]
+    recs = [record(sgd[0], 0.90, "x"), record(sgd[1], 0.88, "x"), record(sgd[2], 0.86, "x"),
+            record(sam1[0], 0.60, "x"), record(sam1[1], None, "x", status="diverged")]
+    rows = {r["cell"]: r for r in an.summarize(recs)}
+    r = rows[("sgd", 0.0, 0.0)]
+    assert r["n"] == 3 and r["mean"] == pytest.approx(0.88) and r["std"] == pytest.approx(0.02)
+    s = rows[("sam", 1.0, 0.0)]
+    assert s["n"] == 1 and s["std"] is None and s["diverged"] == 1 and s["seeds"] == [0, 1]
+    text = an.format_table(an.summarize(recs), "t")
+    assert "SGD" in text and "88.0 ± 2.0" in text and "60.0 (1 seed)" in text
+    # "main" reads the last epoch of the main schedule, before the constant-LR epoch
+    assert an.metric(recs[0], "test_acc", "main") == pytest.approx(0.90 - 0.1)
+    assert an.metric(record(sam1[0], 0.6, "x", pr=probe(1.0)), "stall.ratio", "probe") == 0.5
+    with pytest.raises(ValueError, match="at must be"):
+        an.metric(recs[0], "test_acc", "middle")
+
+
+def test_smoke_fallback_is_labelled_and_filtered(tmp_path):
+    smoke = get_sweep("smoke-cifar").runs
+    write(tmp_path, "smoke-cifar", [record(c, 0.2, "smoke-cifar", pr=probe(c.rho), device="cpu")
+                                    for c in smoke])
+    rs = an.load_set("cifar10-rho", tmp_path)
+    assert rs.smoke and rs.label == an.SMOKE_LABEL and rs.present() == 0
+    assert {r["config"]["method"] for r in rs.records} == {"sgd", "sam"}  # the sweep's methods
+    assert len(an.missing_runs(rs)) == 21
+    assert an.coverage_text(rs).startswith("cifar10-rho: 0/21 runs present")
+    assert an.provenance_text(rs).startswith(an.SMOKE_LABEL)
+    assert "cpu (Fake GPU)" in an.provenance(rs)["devices"]
+    assert an.stall_verdict(rs).startswith("Verdict owed to the GPU runs")
+    remedy = an.load_set("cifar10-remedy", tmp_path)
+    assert {r["config"]["method"] for r in remedy.records} == {"sgd", "sam", "switch", "rho-decay"}
+    fig, axes = plt.subplots(1, 4)
+    an.plot_vs_rho(axes[0], remedy, title="acc")
+    an.plot_curves(axes[1], rs, "test_acc")
+    an.plot_probe(axes[2:], rs)
+    assert an.SMOKE_LABEL in axes[0].get_title() and an.SMOKE_LABEL in axes[3].get_title()
+    plt.close(fig)
+
+
+def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
+    seed0 = [c for c in rho_runs if c.seed == 0]
+    # rho >= 1: stalled (step within noise, gradient not) and SGD escapes; small rho: not stalled
+    recs = []
+    for c in seed0:
+        pr = probe(c.rho, step=0.01, step_se=0.01) if c.rho >= 1 else probe(c.rho)
+        recs.append(record(c, 0.8, "cifar10-rho", pr=pr))
+    write(tmp_path, "cifar10-rho", recs)
+    rs = an.load_set("cifar10-rho", tmp_path)
+    assert not rs.smoke and rs.present() == 7 and rs.label == "sweep cifar10-rho"
+    assert an.coverage_text(rs) == "cifar10-rho: 7/21 runs present (seed 1: 7 missing, seed 2: 7 missing)"
+    v = an.stall_verdict(rs)
+    assert v.startswith("Yes, at ρ ∈ {1, 2}") and "ρ=0.5: 0/1 runs stalled" in v
+    rows = an.probe_rows(rs)
+    assert [r["stalled"] for r in rows if r["cell"][0] == "sgd"] == [False]  # rho = 0
+    assert "stalled" in an.format_probe_table(rows, "p")
+    # no stall anywhere: the verdict says no; SGD beating SAM alone is not enough
+    write(tmp_path, "cifar10-rho", [record(c, 0.8, "cifar10-rho", pr=probe(c.rho)) for c in seed0])
+    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith("No: at no probed")
+
+
+def test_not_run_rows(tmp_path):
+    text = an.not_run_rows(["cifar100-resnet18-paper", "cifar10-resnet18"], tmp_path)
+    assert "cifar100-resnet18-paper     39 runs  not run here" in text
+    c = get_sweep("cifar10-resnet18").runs[0]
+    write(tmp_path, "cifar10-resnet18", [record(c, 0.7, "cifar10-resnet18")])
+    assert "1/10 runs present" in an.not_run_rows(["cifar10-resnet18"], tmp_path)
+
+
+def test_remedy_summary_and_switch_plot(tmp_path):
+    runs = get_sweep("cifar10-remedy").runs
+    acc = {"sgd": 0.9, "sam": 0.5, "rho-decay": 0.7}
+    recs = []
+    for c in runs:
+        if c.rho in (0.0, 1.0):
+            a = acc.get(c.method, 0.5 + c.switch_frac) + 0.01 * c.seed  # 30% warm start: 0.8
+            recs.append(record(c, a, "cifar10-remedy"))
+    write(tmp_path, "cifar10-remedy", recs)
+    rs = an.load_set("cifar10-remedy", tmp_path)
+    s = an.remedy_summary(rs)
+    assert s == ("ρ=1: SAM 51.0%, best warm start 30% 81.0% (+30.0 points, beyond the seed "
+                 "spread), decayed ρ 71.0%.")
+    fig, ax = plt.subplots()
+    an.plot_vs_switch(ax, rs, title="t")
+    assert len(ax.get_legend().get_texts()) == 2  # rho = 1 and SGD
+    plt.close(fig)
+    smoke = an.ResultSet("cifar10-remedy", [], runs, smoke=True)
+    assert an.remedy_summary(smoke).startswith("Owed to the GPU runs")
