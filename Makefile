@@ -7,7 +7,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install execute book html test unit nbval lint bench browser-check mathjax clean
+.PHONY: install execute figures book html test unit nbval lint bench browser-check mathjax clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -38,7 +38,11 @@ execute: $(STAMP)
 	$(PY) scripts/execute_chapters.py --profile $(PROFILE)
 
 ## The main job: install, execute the chapters, build the HTML (warnings are errors).
-book: execute html
+book: execute figures html
+
+## The landing page's key figure, drawn by the library.
+figures: $(STAMP)
+	$(PY) scripts/landing_figure.py
 
 html: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
