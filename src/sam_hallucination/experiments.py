@@ -322,14 +322,14 @@ def git_info() -> dict[str, Any]:
         return fallback
 
 
-def _clean(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     """JSON-safe copy: non-finite floats become None."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -352,7 +352,7 @@ def result_record(config: RunConfig, out: dict[str, Any], sweep: str,
                   device: str | torch.device) -> dict[str, Any]:
     """The JSON document for one run (see the schema in the module's README)."""
     dev = torch.device(out["device"])
-    return _clean({
+    return json_safe({
         "schema_version": SCHEMA_VERSION,
         "sweep": sweep,
         "run_id": config.run_id(),

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import load_dataset, subset
-from .experiments import device_name, git_info, write_json_atomic
+from .experiments import device_name, git_info, json_safe, write_json_atomic
 from .models import MLP
 
 Tensor = torch.Tensor
@@ -462,16 +462,6 @@ def run(cfg: FullBatchConfig, problem: Problem | None = None, keep_weights: bool
 
 
 # ----------------------------------------------------------------------------- cache
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
 def result_path(cfg: FullBatchConfig, results_dir: str | Path | None = None) -> Path:
     return Path(results_dir or RESULTS_DIR) / f"{cfg.run_id()}.json"
 
@@ -486,12 +476,12 @@ def run_cached(cfg: FullBatchConfig, results_dir: str | Path | None = None,
     path = result_path(cfg, results_dir)
     if path.exists() and not recompute:
         rec = json.loads(path.read_text())
-        if rec.get("config") != _clean(cfg.to_dict()):
+        if rec.get("config") != json_safe(cfg.to_dict()):
             raise ValueError(f"{path} holds a different config; delete it or pass recompute=True")
         rec["source"], rec["path"] = "cache", str(path)
         return rec
     out = run(cfg, problem)
-    rec = _clean({"schema_version": SCHEMA_VERSION, "run_id": cfg.run_id(),
+    rec = json_safe({"schema_version": SCHEMA_VERSION, "run_id": cfg.run_id(),
                   "config": cfg.to_dict(), **out,
                   "provenance": {"device": "cpu", "device_name": device_name("cpu"),
                                  "torch": torch.__version__,
