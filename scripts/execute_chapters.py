@@ -71,14 +71,20 @@ def execute(src: Path, profile: str, kernel: str = "python3") -> Path:
         )
     finally:
         tmp.unlink(missing_ok=True)
-    _hide_injected_parameters(dst)
+    _tidy(dst)
     return dst
 
 
-def _hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected cell ``remove-cell`` so the book does not show it twice."""
+def _tidy(path: Path) -> None:
+    """Make the executed notebook diff cleanly: drop timings, give cells stable ids, and tag
+    papermill's injected cell ``remove-cell`` so the book does not show the parameters twice."""
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
+    for key in ("start_time", "end_time", "duration", "exception"):
+        nb.metadata.get("papermill", {}).pop(key, None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{path.stem[:4]}-{i:03d}"
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
