@@ -92,7 +92,7 @@ def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
     # rho >= 1: stalled (step within noise, gradient not) and SGD escapes; small rho: not stalled
     recs = []
     for c in seed0:
-        pr = probe(c.rho, step=0.01, step_se=0.01) if c.rho >= 1 else probe(c.rho)
+        pr = probe(c.rho, step=0.01, step_se=0.01, sgd_drop=0.05) if c.rho >= 1 else probe(c.rho)
         recs.append(record(c, 0.8, "cifar10-rho", pr=pr))
     write(tmp_path, "cifar10-rho", recs)
     rs = an.load_set("cifar10-rho", tmp_path)
@@ -105,6 +105,12 @@ def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
     assert "stalled" in an.format_probe_table(rows, "p")
     # no stall anywhere: the verdict says no; SGD beating SAM alone is not enough
     write(tmp_path, "cifar10-rho", [record(c, 0.8, "cifar10-rho", pr=probe(c.rho)) for c in seed0])
+    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith("No: at no probed")
+    # stalled, but SGD gains no more from the SAM end point than from SGD's: not a hallucination
+    write(tmp_path, "cifar10-rho", [record(c, 0.8, "cifar10-rho",
+                                           pr=probe(c.rho, step=0.01, step_se=0.01)) for c in seed0])
+    rows = an.probe_rows(an.load_set("cifar10-rho", tmp_path))
+    assert any(r["stalled"] for r in rows) and not any(r["escapes"] for r in rows)
     assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith("No: at no probed")
 
 
