@@ -75,14 +75,30 @@ def execute(src: Path, profile: str, kernel: str = "python3") -> Path:
     return dst
 
 
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive stream outputs of the same name (their split varies from run to run)."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None
+                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
+            prev["text"] = prev["text"] + out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def _tidy(path: Path) -> None:
-    """Make the executed notebook diff cleanly: drop timings, give cells stable ids, and tag
+    """Make the executed notebook diff cleanly: drop timings and machine paths, merge split
+    streams, give cells stable ids, and tag
     papermill's injected cell ``remove-cell`` so the book does not show the parameters twice."""
     nb = nbformat.read(path, as_version=4)
-    for key in ("start_time", "end_time", "duration", "exception"):
+    for key in ("start_time", "end_time", "duration", "exception", "input_path", "output_path"):
         nb.metadata.get("papermill", {}).pop(key, None)
     for i, cell in enumerate(nb.cells):
         cell.id = f"{path.stem[:4]}-{i:03d}"
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         tags = cell.metadata.get("tags", [])
