@@ -33,6 +33,7 @@ import torch
 from torch.func import hessian, jacrev, vmap
 
 from .landscapes import DTYPE, Landscape
+from .sam import ascent_direction
 
 Tensor = torch.Tensor
 
@@ -93,18 +94,12 @@ def _per_point(t: Tensor, batch: int, name: str) -> Tensor:
 
 # ------------------------------------------------------------------------------ the SAM map
 
-def _unit(g: Tensor) -> Tensor:
-    """g/‖g‖ over the last axis; zero where g = 0 (SAM's convention at critical points)."""
-    n = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
-    return torch.where(n > 0, g / n.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))
-
-
 def perturbed(landscape: Landscape, x: Tensor, rho, method: str = "sam") -> Tensor:
     """x⁺ = x + ρ ∇f(x)/‖∇f(x)‖ (SAM), x + ρ ∇f(x) (USAM) or x (GD); batched."""
     if method == "gd":
         return x
     g = landscape.grad(x)
-    return x + rho * (_unit(g) if method == "sam" else g)
+    return x + rho * (ascent_direction(g) if method == "sam" else g)
 
 
 def step_direction(landscape: Landscape, x: Tensor, rho, method: str = "sam") -> Tensor:
