@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sam_hallucination import sam
+from sam_hallucination.checks import check_radius
 from sam_hallucination.landscapes import RING
 
 
@@ -64,4 +65,4 @@ def test_bad_lr_and_variant_are_rejected():
     with pytest.raises(ValueError, match="variant"):
         sam.perturbed_point(RING, torch.ones(2, dtype=torch.float64), 0.1, variant="asam")
     with pytest.raises(TypeError, match="rho"):
-        sam.check_rho("big")
+        check_radius("big")

@@ -1,0 +1,1 @@
+"""Layer 1, the mathematics of functions on R^d: test landscapes, SAM's update, its dynamics."""
