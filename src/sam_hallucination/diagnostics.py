@@ -49,7 +49,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .optim import VARIANTS, _foreach_copy, check_radius, frozen_bn_stats, perturbation
+from .checks import check_radius
+from .optim import VARIANTS, foreach_copy, frozen_bn_stats, perturbation
 
 Tensor = torch.Tensor
 
@@ -188,7 +189,7 @@ def stall_diagnostics(
                         h = list(torch.autograd.grad(loss_p, params, allow_unused=True))
                 finally:
                     with torch.no_grad():
-                        _foreach_copy(params, saved)
+                        foreach_copy(params, saved)
                 h = [torch.zeros_like(p) if hi is None else hi for hi, p in zip(h, params, strict=True)]
                 losses.append(float(loss.detach()))
                 losses_p.append(float(loss_p.detach()))
@@ -200,7 +201,7 @@ def stall_diagnostics(
                     keep_h.append(fh)
     finally:
         with torch.no_grad():
-            _foreach_copy(params, saved)
+            foreach_copy(params, saved)
             for b, s in zip(model.buffers(), buffers, strict=True):
                 b.copy_(s)
         for m, flag in modes.items():

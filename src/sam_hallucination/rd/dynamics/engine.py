@@ -32,11 +32,11 @@ import torch
 from ...checks import check_points as _check_points
 from ...checks import check_positive as _check_positive
 from ...checks import per_point as _per_point
+from ...methods import method_names
 from ..landscapes import DTYPE, Landscape
 from ..sam import ascent_direction
 
 Tensor = torch.Tensor
-from ...methods import method_names
 
 METHODS = method_names("rd")  # ("gd", "sam", "usam")
 NOISE_TARGETS = ("perturbation", "step", "both")

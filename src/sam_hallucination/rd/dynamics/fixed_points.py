@@ -12,9 +12,9 @@ from torch.func import hessian, jacrev, vmap
 from ...checks import check_points as _check_points
 from ...checks import check_positive as _check_positive
 from ..landscapes import DTYPE, Landscape
+from .engine import _grad_fn, _single_map
 
 Tensor = torch.Tensor
-from .engine import _grad_fn, _single_map
 
 
 def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: str = "sam") -> Tensor:

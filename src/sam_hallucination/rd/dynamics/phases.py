@@ -11,9 +11,9 @@ import torch
 from torch.func import hessian, vmap
 
 from ..landscapes import DTYPE, Landscape
+from .engine import METHODS, iterate, step_direction
 
 Tensor = torch.Tensor
-from .engine import METHODS, iterate, step_direction
 
 
 # Settings for chapters 2 and 3, by profile.

@@ -73,160 +73,27 @@ pass; normalisation still uses the batch statistics in train mode.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from torch import nn
+
+from ..checks import check_radius
+from .perturbation import (
+    VARIANTS,
+    _norm_dtype,
+    adaptive_grads,
+    apply_perturbation,
+    foreach_copy,
+    global_norm,
+    perturbation_scale,
+)
 
 Tensor = torch.Tensor
 
-__all__ = [
-    "SAM",
-    "frozen_bn_stats",
-    "disable_running_stats",
-    "enable_running_stats",
-    "global_norm",
-    "perturbation",
-    "check_radius",
-]
+__all__ = ["SAM", "SCHEDULES"]
 
-VARIANTS = ("sam", "usam")
 SCHEDULES = ("constant", "linear")
-
-
-# ----------------------------------------------------------------------------- helpers
-def _norm_dtype(tensors: list[Tensor]) -> torch.dtype:
-    """float32, or float64 when any tensor is float64 (never below float32)."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
-
-
-def global_norm(tensors: list[Tensor], dtype: torch.dtype | None = None) -> Tensor:
-    """‖(t_1, …, t_n)‖₂ over all tensors as a 0-d tensor, accumulated in ``dtype``.
-
-    ``dtype`` defaults to float32 (float64 if any tensor is float64); no host sync.
-    """
-    dtype = dtype or _norm_dtype(tensors)
-    if not tensors:
-        return torch.zeros((), dtype=dtype)
-    norms = torch._foreach_norm(tensors, 2, dtype=dtype)
-    try:
-        stacked = torch.stack(norms)
-    except RuntimeError:  # parameters on several devices
-        stacked = torch.stack([n.to(tensors[0].device) for n in norms])
-    return torch.linalg.vector_norm(stacked)
-
-
-def _foreach_copy(dst: list[Tensor], src: list[Tensor]) -> None:
-    if hasattr(torch, "_foreach_copy_"):
-        torch._foreach_copy_(dst, src)
-    else:  # pragma: no cover - old torch
-        for d, s in zip(dst, src, strict=True):
-            d.copy_(s)
-
-
-def check_radius(rho: Any, name: str = "rho") -> float:
-    """Validate a perturbation radius (finite, ≥ 0) and return it as a float."""
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)):
-        if not (isinstance(rho, Tensor) and rho.numel() == 1):
-            raise TypeError(f"{name} must be a real number, got {rho!r}; pass e.g. {name}=0.05")
-    r = float(rho)
-    if not math.isfinite(r):
-        raise ValueError(f"{name} must be finite, got {rho!r}; pass a radius such as {name}=0.05")
-    if r < 0:
-        raise ValueError(f"{name} must be >= 0, got {rho!r}; use {name}=0 for the base optimizer")
-    return r
-
-
-def perturbation(
-    params: list[Tensor],
-    grads: list[Tensor],
-    rho: float | Tensor,
-    *,
-    variant: str = "sam",
-    adaptive: bool = False,
-    norm: Tensor | None = None,
-) -> list[Tensor]:
-    """The SAM/USAM/ASAM perturbation ``e`` (new tensors) for one radius.
-
-    ``e = ρ T² g / ‖T g‖`` (``"sam"``; 0 where the norm is 0) or ``e = ρ T² g`` (``"usam"``),
-    with ``T = |w|`` if ``adaptive`` else 1. ``norm`` overrides ``‖T g‖`` (a global norm).
-    """
-    if adaptive:
-        tg = torch._foreach_mul(params, grads)
-        e = torch._foreach_mul(tg, params)
-    else:
-        tg = grads
-        e = [g.clone() for g in grads] if grads else []
-    if variant == "sam":
-        n = global_norm(tg) if norm is None else norm
-        scale = torch.where(n > 0, rho / n.clamp_min(torch.finfo(n.dtype).tiny), 0.0)
-    else:
-        scale = torch.as_tensor(rho, dtype=_norm_dtype(grads))
-    _scale_(e, scale)
-    return e
-
-
-def _scale_(tensors: list[Tensor], scale: Tensor) -> None:
-    """In-place tensors *= scale (0-d tensor), grouped by device and dtype."""
-    groups: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
-    for t in tensors:
-        groups.setdefault((t.device, t.dtype), []).append(t)
-    for (dev, dt), ts in groups.items():
-        torch._foreach_mul_(ts, scale.to(device=dev, dtype=dt))
-
-
-def _scaled(tensors: list[Tensor], scale: Tensor, inplace: bool, uniform: bool) -> list[Tensor]:
-    """tensors * scale (new tensors, or in place); ``uniform``: one device and dtype."""
-    if uniform:
-        if inplace:
-            torch._foreach_mul_(tensors, scale)
-            return tensors
-        return torch._foreach_mul(tensors, scale)
-    out = tensors if inplace else [t.clone() for t in tensors]
-    _scale_(out, scale)
-    return out
-
-
-# ----------------------------------------------------------------------------- BatchNorm
-_BN = nn.modules.batchnorm._BatchNorm
-
-
-def disable_running_stats(model: nn.Module) -> None:
-    """Stop BatchNorm running statistics (and ``num_batches_tracked``) from updating.
-
-    Sets ``track_running_stats = False`` on every BatchNorm module (remembering the old
-    value). In train mode the layer still normalises with the batch statistics; in eval
-    mode it still uses the stored running statistics. Undo with :func:`enable_running_stats`.
-    """
-    for m in model.modules():
-        if isinstance(m, _BN) and not hasattr(m, "_sam_backup_track"):
-            m._sam_backup_track = m.track_running_stats
-            m.track_running_stats = False
-
-
-def enable_running_stats(model: nn.Module) -> None:
-    """Undo :func:`disable_running_stats`."""
-    for m in model.modules():
-        if isinstance(m, _BN) and hasattr(m, "_sam_backup_track"):
-            m.track_running_stats = m._sam_backup_track
-            del m._sam_backup_track
-
-
-@contextmanager
-def frozen_bn_stats(model: nn.Module) -> Iterator[nn.Module]:
-    """Context manager: BatchNorm running statistics do not update inside the block.
-
-    Use it around the perturbed forward pass of the SAM closure, so running statistics
-    update once per SAM step (from the pass at the unperturbed weights).
-    """
-    disable_running_stats(model)
-    try:
-        yield model
-    finally:
-        enable_running_stats(model)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -381,14 +248,11 @@ class SAM(torch.optim.Optimizer):
         if any(group["adaptive"] for group, _, _ in groups):
             tg: list[Tensor] = []
             for group, ps, gs in groups:
-                tg.extend(torch._foreach_mul(ps, gs) if group["adaptive"] else gs)
+                tg.extend(adaptive_grads(ps, gs) if group["adaptive"] else gs)
             norm = global_norm(tg, dtype)
         else:
             norm = self.last_grad_norm
-        if self.variant == "sam":
-            inv = torch.where(norm > 0, 1.0 / norm.clamp_min(torch.finfo(dtype).tiny), 0.0)
-        else:
-            inv = torch.ones((), dtype=dtype, device=norm.device)
+        inv = perturbation_scale(norm, 1.0, self.variant)  # 1/‖T g‖ (SAM) or 1 (USAM)
 
         # save weights; buffers are reused while the set of parameters is unchanged
         key = tuple(map(id, all_p))
@@ -396,7 +260,7 @@ class SAM(torch.optim.Optimizer):
             self._saved = [torch.empty_like(p) for p in all_p]
             self._uniform = len({(p.device, p.dtype) for p in all_p}) == 1
             self._layout_key = key
-        _foreach_copy(self._saved, all_p)
+        foreach_copy(self._saved, all_p)
         self._perturbed = all_p
 
         rhos = self.group_rhos()
@@ -408,12 +272,9 @@ class SAM(torch.optim.Optimizer):
             scale = inv * rho
             if self._uniform:
                 scale = scale.to(dtype=ps[0].dtype)
-            if group["adaptive"]:
-                e = torch._foreach_mul(ps, ps)
-                torch._foreach_mul_(e, gs)
-                e = _scaled(e, scale, inplace=True, uniform=self._uniform)
-            else:  # gradients are discarded when zero_grad: scale them in place
-                e = _scaled(gs, scale, inplace=zero_grad, uniform=self._uniform)
+            # gradients are discarded when zero_grad: scale them in place
+            e = apply_perturbation(ps, gs, scale, adaptive=group["adaptive"], inplace=zero_grad,
+                                   uniform=self._uniform)
             torch._foreach_add_(ps, e)
         if zero_grad:
             self.zero_grad()
@@ -425,7 +286,7 @@ class SAM(torch.optim.Optimizer):
             raise RuntimeError("second_step called without a pending first_step")
         grads = [p.grad for p in self._perturbed if p.grad is not None]
         self.last_perturbed_grad_norm = global_norm(grads)
-        _foreach_copy(self._perturbed, self._saved)
+        foreach_copy(self._perturbed, self._saved)
         self._perturbed = []
         self.base_optimizer.step()
         self.step_count += 1
