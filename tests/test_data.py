@@ -127,7 +127,7 @@ def pil_decode(path: Path, split: str) -> np.ndarray:
 
 def test_cifar10_archive_layout_and_hash(tmp_path, monkeypatch):
     parts = make_cifar10(tmp_path)
-    monkeypatch.setitem(D.KNOWN_HASHES, "cifar-10-python.tar.gz",
+    monkeypatch.setitem(D.DATASETS["cifar10"].hashes, "cifar-10-python.tar.gz",
                         "md5:" + md5(tmp_path / "cifar-10-python.tar.gz"))
     ds = load_dataset("cifar10", root=tmp_path)
     assert ds.name == "CIFAR-10" and ds.key == "cifar10"
@@ -151,7 +151,7 @@ def test_cifar10_official_hash_mismatch(tmp_path):
 def test_cifar10_corrupted_archive(tmp_path, monkeypatch):
     path = tmp_path / "cifar-10-python.tar.gz"
     path.write_bytes(b"\x1f\x8b not really a gzip stream")
-    monkeypatch.setitem(D.KNOWN_HASHES, path.name, "md5:" + md5(path))
+    monkeypatch.setitem(D.DATASETS["cifar10"].hashes, path.name, "md5:" + md5(path))
     with pytest.raises(DataIntegrityError, match="not a valid CIFAR-10 python archive"):
         load_dataset("cifar10", root=tmp_path)
 
@@ -176,22 +176,23 @@ def test_cifar_download_uses_pooch_with_known_hash(tmp_path, monkeypatch):
     import pooch
 
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
-    monkeypatch.setitem(D.KNOWN_HASHES, "cifar-10-python.tar.gz",
+    monkeypatch.setitem(D.DATASETS["cifar10"].hashes, "cifar-10-python.tar.gz",
                         "md5:" + md5(src / "cifar-10-python.tar.gz"))
     ds = load_dataset("cifar10", root=tmp_path / "dl", download=True)
-    assert calls["url"] == D.CIFAR_URLS["cifar10"]
-    assert calls["known_hash"] == D.KNOWN_HASHES["cifar-10-python.tar.gz"]
+    assert calls["url"] == D.DATASETS["cifar10"].url
+    assert calls["known_hash"] == D.DATASETS["cifar10"].hashes["cifar-10-python.tar.gz"]
     assert len(ds.y_train) == 20
 
 
 def test_official_archive_hashes_are_the_toronto_ones():
-    assert D.KNOWN_HASHES["cifar-10-python.tar.gz"] == "md5:c58f30108f718f92721af3b95e74349a"
-    assert D.KNOWN_HASHES["cifar-100-python.tar.gz"] == "md5:eb9058c3a382ffc7106e4002c42a8d85"
+    c10, c100 = D.DATASETS["cifar10"].hashes, D.DATASETS["cifar100"].hashes
+    assert c10["cifar-10-python.tar.gz"] == "md5:c58f30108f718f92721af3b95e74349a"
+    assert c100["cifar-100-python.tar.gz"] == "md5:eb9058c3a382ffc7106e4002c42a8d85"
 
 
 def test_cifar100(tmp_path, monkeypatch):
     parts = make_cifar100(tmp_path)
-    monkeypatch.setitem(D.KNOWN_HASHES, "cifar-100-python.tar.gz",
+    monkeypatch.setitem(D.DATASETS["cifar100"].hashes, "cifar-100-python.tar.gz",
                         "md5:" + md5(tmp_path / "cifar-100-python.tar.gz"))
     ds = load_dataset("cifar100", root=tmp_path)
     assert ds.name == "CIFAR-100" and ds.num_classes == 100
@@ -205,7 +206,8 @@ def test_cifar100(tmp_path, monkeypatch):
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_fashion_mnist(tmp_path, monkeypatch, gz):
     made = make_idx(tmp_path, gz=gz)
-    monkeypatch.setitem(D.IDX_RAW_MD5, "fashion-mnist", made["raw_md5"])
+    for stem, md5_hex in made["raw_md5"].items():
+        monkeypatch.setitem(D.DATASETS["fashion-mnist"].hashes, stem, "md5:" + md5_hex)
     ds = load_dataset("fashion-mnist", root=tmp_path)
     assert ds.name == "Fashion-MNIST" and ds.x_train.shape == (7, 28, 28, 1)
     np.testing.assert_array_equal(ds.x_train[..., 0], made["arrays"]["train-images-idx3-ubyte"])
@@ -259,7 +261,7 @@ def test_jpeg_copy_decode_and_cache(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("decoded again instead of using the cache")
 
-    monkeypatch.setattr(D, "decode_jpegs", boom)
+    monkeypatch.setattr(D.sources, "decode_jpegs", boom)
     again = load_dataset("cifar10-jpeg", root=npz, cache_dir=cache)
     np.testing.assert_array_equal(again.x_train, ds.x_train)
 
@@ -377,3 +379,19 @@ def test_device_loader_bad_batch():
     ds = toy()
     with pytest.raises(ValueError, match="batch_size"):
         DeviceLoader(ds.x_train, ds.y_train, 1000, mean=(0,) * 3, std=(1,) * 3)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_a_new_dataset_is_one_registry_entry(monkeypatch):
+    """Registering a spec is all it takes for load_dataset and the run config to know it."""
+    from sam_hallucination.runs.config import RunConfig
+
+    spec = D.DatasetSpec("tiny", "Tiny", 1024, "synthetic", augment=True)
+    monkeypatch.setitem(D.DATASETS, "tiny", spec)
+    ds = load_dataset("tiny")
+    assert len(ds.y_train) == 1024
+    cfg = RunConfig(dataset="tiny", model="mlp", n_train=64, batch_size=32)
+    assert cfg.augments() is True
+    assert RunConfig(dataset="synthetic", model="mlp", batch_size=32).augments() is False

@@ -158,8 +158,9 @@ def test_result_schema_and_provenance(tmp_path):
     assert prov["timestamp_utc"].endswith("+00:00")
     assert len(rec["epochs"]) == 2 and rec["wall_time_s"] > 0 and rec["probe"] is None
     keys = {"epoch", "lr", "rho", "train_loss", "train_acc", "test_loss", "test_acc",
-            "grad_norm", "perturbed_grad_norm", "weight_norm", "epoch_time_s"}
-    assert keys <= set(rec["epochs"][0])
+            "grad_norm", "perturbed_grad_norm", "trainable_weight_norm", "epoch_time_s"}
+    assert keys <= set(rec["epochs"][0]) and "weight_norm" not in rec["epochs"][0]
+    assert "schema_notes" not in rec
 
 
 def test_save_models_round_trip(tmp_path):
@@ -229,7 +230,7 @@ def test_probe_result_and_seed_filter(tmp_path, capsys):
     assert len(recs) == 2 and all(r["config"]["seed"] == 1 for r in recs)
     sam = next(r for r in recs if r["config"]["method"] == "sam")
     assert sam["probe"]["stall"]["rho"] == pytest.approx(0.1)
-    assert sam["probe"]["sgd_continuation"]["steps"] == 2 and sam["schema_version"] == 2
+    assert sam["probe"]["sgd_continuation"]["steps"] == 2 and sam["schema_version"] == 3
     json.dumps(sam, allow_nan=False)  # the record is strict JSON
     with pytest.raises(ValueError, match="seeds"):
         run_sweep(sweep, results_dir=tmp_path, seeds=[])
@@ -242,9 +243,22 @@ def test_probe_result_and_seed_filter(tmp_path, capsys):
 
 def test_git_info_falls_back_to_env(monkeypatch, tmp_path):
     from sam_hallucination import experiments as ex
+    from sam_hallucination.runs import store
 
-    monkeypatch.setattr(ex, "repo_root", lambda: tmp_path)  # not a git checkout
+    monkeypatch.setattr(store, "repo_root", lambda: tmp_path)  # not a git checkout
     monkeypatch.delenv("SAM_GIT_COMMIT", raising=False)
     assert ex.git_info() == {"commit": "unknown", "dirty": None}
     monkeypatch.setenv("SAM_GIT_COMMIT", "0123abcd")
     assert ex.git_info() == {"commit": "0123abcd", "dirty": None}
+
+
+def test_old_results_load_with_a_note_of_what_they_lack(tmp_path):
+    """Schema-2 files (the committed ones before schema 3) still load, with schema_notes."""
+    from sam_hallucination.experiments import read_result
+
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema_version": 2, "status": "ok",
+                                "final": {"weight_norm": 3.0}}))
+    rec = read_result(path)
+    assert rec["final"]["weight_norm"] == 3.0
+    assert len(rec["schema_notes"]) == 1 and "trainable_weight_norm" in rec["schema_notes"][0]

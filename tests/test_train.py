@@ -36,7 +36,8 @@ def test_each_method_two_steps(method, rho, extra):
     assert out["steps"] == 2 and out["steps_per_epoch"] == 2
     ep = out["epochs"][0]
     assert ep["grad_norm"] > 0 and math.isfinite(ep["train_loss"])
-    assert 0 <= ep["test_acc"] <= 1 and ep["weight_norm"] > 0
+    assert 0 <= ep["test_acc"] <= 1 and ep["trainable_weight_norm"] > 0
+    assert "weight_norm" not in ep and "weight_norm" not in out["final"]
     if method == "sgd":
         assert ep["perturbed_grad_norm"] is None and ep["rho"] == 0
     else:
@@ -181,3 +182,37 @@ def test_fixed_batches_are_unaugmented_and_seeded():
     assert all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, b, strict=True))
     assert not torch.equal(a[0][0], c[0][0])
     assert len(fixed_batches(SYN, 1000, 512, torch.device("cpu"), seed=0)) == 2  # capped
+
+
+def test_trainable_weight_norm_leaves_out_frozen_batchnorm_scales():
+    """The recorded norm is over requires_grad parameters; airbench's BN scales are frozen."""
+    from sam_hallucination.models import make_model
+    from sam_hallucination.runs.step import trainable_weight_norm
+
+    model = make_model("airbench", 10)
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert frozen, "the airbench CNN freezes its BatchNorm scales"
+    trainable = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+    everything = torch.cat([p.detach().flatten() for p in model.parameters()])
+    got = trainable_weight_norm(model)
+    assert got == pytest.approx(float(trainable.double().norm()), rel=1e-4)
+    assert got < float(everything.norm())  # the old, buggy value counted the frozen scales
+
+
+def test_one_train_step_for_sgd_and_sam():
+    """train_step is the loop's step: SGD moves by -lr*g; SAM records both gradient norms."""
+    from sam_hallucination.optim import SAM
+    from sam_hallucination.runs.step import train_step
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    for use_sam in (False, True):
+        model = torch.nn.Linear(4, 3)
+        w0 = model.weight.detach().clone()
+        opt = (SAM(model.parameters(), torch.optim.SGD, rho=0.1, lr=0.5) if use_sam
+               else torch.optim.SGD(model.parameters(), lr=0.5))
+        r = train_step(model, opt, x, y, torch.nn.functional.cross_entropy, measure=True)
+        assert r.grad_norm > 0 and torch.isfinite(r.loss)
+        assert (r.perturbed_grad_norm is not None) == use_sam
+        assert all(p.grad is None for p in model.parameters())
+        assert not torch.equal(model.weight, w0)

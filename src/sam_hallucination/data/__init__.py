@@ -1,0 +1,34 @@
+"""Layer 3, data: one registry of data set specs, their sources, and the loader.
+
+A new data set is one :class:`DatasetSpec` entry in :data:`DATASETS` (plus a reader in
+:mod:`.sources` if its file format is new).
+"""
+
+from .loader import DeviceLoader, load_dataset, subset, with_label_noise
+from .registry import (
+    DATASET_NAMES,
+    DATASETS,
+    DISPLAY_NAMES,
+    TRAIN_SIZES,
+    DataIntegrityError,
+    DatasetSpec,
+    ImageDataset,
+    get_spec,
+)
+from .sources import (
+    READERS,
+    data_dir,
+    decode_jpegs,
+    file_hash,
+    read_idx,
+    resolve_cache_dir,
+    synthetic_dataset,
+    verify_file,
+)
+
+__all__ = [
+    "DeviceLoader", "load_dataset", "subset", "with_label_noise", "DATASET_NAMES", "DATASETS",
+    "DISPLAY_NAMES", "TRAIN_SIZES", "DataIntegrityError", "DatasetSpec", "ImageDataset",
+    "get_spec", "READERS", "data_dir", "decode_jpegs", "file_hash", "read_idx",
+    "resolve_cache_dir", "synthetic_dataset", "verify_file",
+]

@@ -1,0 +1,55 @@
+"""The sweep CLI::
+
+    python -m sam_hallucination.experiments --list
+    python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
+        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from .sweeps import SWEEPS, run_sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sam_hallucination.experiments",
+                                description="Run (a slice of) a named sweep; resumes.")
+    p.add_argument("sweep", nargs="?", help="sweep name (see --list)")
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
+    p.add_argument("--data", default=None, help="folder (or .npz) with the data files")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--max-runs", type=int, default=None, help="start at most N runs")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds; do not start a run that would overrun it")
+    p.add_argument("--dry-run", action="store_true", help="list the runs left and estimates")
+    p.add_argument("--list", action="store_true", help="list the sweeps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--save-models", action="store_true",
+                   help="also save each run's final weights as <run_id>.pt")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
+    a = p.parse_args(argv)
+    if a.list or not a.sweep:
+        for name, make in SWEEPS.items():
+            s = make()
+            print(f"{name:25s} {len(s):4d} runs  {s.description}")
+        return 0
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
+    run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
+              max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
+              progress=not a.no_progress, save_models=a.save_models, seeds=seeds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The configuration of one training run; hashing it gives the run id."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..data import DATASETS
+from ..methods import get_method, method_names
+from ..models import MODEL_NAMES
+
+METHODS = method_names("network")  # ("sgd", "sam", "switch", "rho-decay")
+LR_SCHEDULES = ("onecycle", "cosine", "constant")
+PROBE_FIELDS = ("probe", "probe_batches", "probe_steps")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (hashing it gives the run id).
+
+    Defaults are the GPU pilot settings (airbench CNN on the CIFAR-10 JPEG copy,
+    16 epochs, batch 512, Nesterov SGD 0.9, one-cycle LR peaking at 0.2, wd 5e-4).
+    ``switch_frac`` is used by method "switch" (SGD for that fraction of the main
+    steps, then SAM). ``n_train``/``n_test`` take a class-balanced subset seeded by
+    ``subset_seed`` (the same for every training seed). ``final_constant_lr_epochs``
+    appends epochs at the constant rate ``final_lr`` after the schedule ends.
+    ``augment=None`` means flip+translate for the CIFAR data sets, none otherwise.
+    ``probe=True`` runs the end-of-training probe (stall diagnostics on ``probe_batches``
+    fixed batches, then ``probe_steps`` SGD and SAM continuation steps at ``final_lr``;
+    see :mod:`sam_hallucination.train`). The probe fields enter the run id only when
+    ``probe=True``, so configs without the probe keep their ids.
+    """
+
+    dataset: str = "cifar10-jpeg"
+    model: str = "airbench"
+    method: str = "sgd"
+    rho: float = 0.0
+    seed: int = 0
+    epochs: int = 16
+    batch_size: int = 512
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    lr_schedule: str = "onecycle"
+    warmup_frac: float = 0.2
+    switch_frac: float = 0.0
+    n_train: int | None = None
+    n_test: int | None = None
+    subset_seed: int = 0
+    label_noise: float = 0.0
+    final_constant_lr_epochs: int = 0
+    final_lr: float = 0.01
+    adaptive: bool = False
+    hidden: int = 512
+    augment: bool | None = None
+    amp: bool = True
+    eval_every: int = 1
+    probe: bool = False
+    probe_batches: int = 16
+    probe_steps: int = 40
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"RunConfig.{name}={getattr(self, name)!r}: {why}")
+
+        if self.dataset not in DATASETS:
+            raise bad("dataset", f"unknown dataset; valid: {', '.join(DATASETS)}")
+        if self.model not in MODEL_NAMES:
+            raise bad("model", f"unknown model; valid: {', '.join(MODEL_NAMES)}")
+        if self.method not in METHODS:
+            raise bad("method", f"unknown method; valid: {', '.join(METHODS)}")
+        uses_sam = get_method(self.method, "network").sam
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", f"valid: {', '.join(LR_SCHEDULES)}")
+        for name in ("rho", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_frac",
+                     "switch_frac", "label_noise", "final_lr"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise bad(name, "must be a finite real number")
+            if v < 0:
+                raise bad(name, "must be >= 0")
+            object.__setattr__(self, name, float(v))  # rho=1 and rho=1.0: same run id
+        if self.lr == 0:
+            raise bad("lr", "must be > 0")
+        if uses_sam and self.rho == 0:
+            raise bad("rho", f"method {self.method!r} needs rho > 0 (use method='sgd' for rho=0)")
+        if not uses_sam and self.rho != 0:
+            raise bad("rho", "method 'sgd' ignores rho; set rho=0 (or method='sam')")
+        if self.momentum >= 1:
+            raise bad("momentum", "must be < 1")
+        if self.nesterov and self.momentum == 0:
+            raise bad("nesterov", "Nesterov needs momentum > 0")
+        for name in ("label_smoothing", "warmup_frac", "label_noise"):
+            if getattr(self, name) >= 1:
+                raise bad(name, "must be < 1")
+        if not self.switch_frac < 1:
+            raise bad("switch_frac", "must be in [0, 1)")
+        if not get_method(self.method, "network").switch and self.switch_frac != 0:
+            raise bad("switch_frac", "only method 'switch' uses it; leave it at 0")
+        for name in ("seed", "subset_seed"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise bad(name, "must be an int >= 0")
+        if not isinstance(self.probe, bool):
+            raise bad("probe", "must be True or False")
+        for name in ("epochs", "batch_size", "hidden", "eval_every", "probe_batches",
+                     "probe_steps"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise bad(name, "must be an int >= 1")
+        if not _is_int(self.final_constant_lr_epochs) or self.final_constant_lr_epochs < 0:
+            raise bad("final_constant_lr_epochs", "must be an int >= 0")
+        for name in ("n_train", "n_test"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 1):
+                raise bad(name, "must be None (whole split) or an int >= 1")
+        size = self.train_size()
+        if self.batch_size > size:
+            raise bad("batch_size", f"larger than the training set ({size} images)")
+
+    def run_id(self) -> str:
+        """Readable name plus an 8-hex hash of the full config."""
+        d = asdict(self)
+        if not self.probe:  # ids of configs without the probe are those of schema 1
+            for k in PROBE_FIELDS:
+                d.pop(k)
+        h = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+        parts = [self.dataset, self.model, self.method]
+        if self.method != "sgd":
+            parts.append(f"rho{self.rho:g}")
+        if self.method == "switch":
+            parts.append(f"sw{self.switch_frac:g}")
+        parts += [f"s{self.seed}", h]
+        return "_".join(parts)
+
+    def replace(self, **kw: Any) -> RunConfig:
+        return dataclasses.replace(self, **kw)
+
+    def augments(self) -> bool:
+        """Flip + translate during training: ``augment``, else the data set's registry default."""
+        return self.augment if self.augment is not None else DATASETS[self.dataset].augment
+
+    def train_size(self) -> int:
+        """Images in the training subset this config asks for."""
+        size = DATASETS[self.dataset].train_size
+        return min(self.n_train or size, size)

@@ -1,0 +1,251 @@
+"""Named sweeps (ordered lists of runs) and their resumable execution.
+
+``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing
+or unreadable, writing each file atomically, so a killed sweep resumes without duplicates
+or corrupt files. A diverged run counts as finished.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import ImageDataset, load_dataset
+from .config import RunConfig, _is_int
+from .loop import train
+from .store import read_result, result_record, write_json_atomic
+
+# Rough seconds per epoch over the full 50k-image training set, for an SGD run
+# (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
+# are guesses until a GPU run replaces them: estimates from finished results win.
+EPOCH_COST_S = {
+    ("airbench", "cpu"): 800.0,
+    ("resnet18", "cpu"): 6000.0,
+    ("mlp", "cpu"): 5.0,
+    ("airbench", "cuda"): 0.6,
+    ("resnet18", "cuda"): 6.0,
+    ("mlp", "cuda"): 0.1,
+}
+
+
+@dataclass
+class Sweep:
+    """A named, ordered list of runs."""
+
+    name: str
+    description: str
+    runs: list[RunConfig] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def grid(base: RunConfig, rhos: Iterable[float], seeds: Iterable[int],
+         methods: Iterable[str] = ("sgd", "sam"), switch_fracs: Iterable[float] = (0.1,),
+         models: Iterable[str] | None = None) -> list[RunConfig]:
+    """Cells rho x method (x switch fraction) x model, repeated per seed, seed-major.
+
+    "sgd" gives one cell per model (rho = 0); rho = 0 is skipped for the SAM methods,
+    since SAM with rho = 0 is SGD. "switch" with fraction 0 is the "sam" cell and is
+    skipped. All cells of seed 0 come first, then seed 1, and so on.
+    """
+    cells: list[dict[str, Any]] = []
+    for model in (models or [base.model]):
+        for method in methods:
+            if method == "sgd":
+                cells.append(dict(model=model, method="sgd", rho=0.0))
+                continue
+            for rho in rhos:
+                if rho == 0:
+                    continue
+                if method == "switch":
+                    cells += [dict(model=model, method="switch", rho=float(rho),
+                                   switch_frac=float(f)) for f in switch_fracs if f > 0]
+                else:
+                    cells.append(dict(model=model, method=method, rho=float(rho)))
+    return [base.replace(seed=s, **c) for s in seeds for c in cells]
+
+
+def _sweeps() -> dict[str, Callable[[], Sweep]]:
+    pilot = RunConfig()  # the GPU pilot settings
+    # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
+    # end-of-training probe (stall diagnostics + SGD/SAM continuation) at the final weights.
+    probed = pilot.replace(probe=True, final_constant_lr_epochs=1)
+    rn18 = probed.replace(model="resnet18", epochs=10, batch_size=512, lr=0.2)
+    # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
+    # + 1 constant-LR epoch, a 2-batch probe with 4 continuation steps.
+    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2,
+                           probe_steps=4)
+    return {
+        "smoke": lambda: Sweep(
+            "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
+            grid(RunConfig(dataset="fashion-mnist", model="mlp", epochs=3, batch_size=128,
+                           lr=0.1, n_train=2048, n_test=1000, hidden=256),
+                 rhos=(0.05, 0.5, 2.0), seeds=(0,),
+                 methods=("sgd", "sam", "switch", "rho-decay"), switch_fracs=(0.1,))),
+        "smoke-cifar": lambda: Sweep(
+            "smoke-cifar", "CPU smoke run of the cifar10-rho and cifar10-remedy machinery (not "
+            "the experiment): airbench CNN, CIFAR-10 JPEG copy, 512-image subset, 1 epoch + 1 "
+            "constant-LR epoch, end-of-training probe.",
+            _seed_major(grid(smoke, rhos=(0.1, 2.0), seeds=(0, 1), methods=("sgd", "sam"))
+                        + grid(smoke, rhos=(2.0,), seeds=(0,), methods=("switch", "rho-decay"),
+                               switch_fracs=(0.1, 0.3)))),
+        "cifar10-rho": lambda: Sweep(
+            "cifar10-rho", "SAM vs SGD over rho: airbench CNN on the CIFAR-10 JPEG copy, "
+            "pilot settings (16 epochs, batch 512, Nesterov 0.9, one-cycle peak 0.2, wd 5e-4, "
+            "bf16), then 1 epoch at LR 0.01 and the end-of-training probe.",
+            grid(probed, rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2))),
+        "cifar10-resnet18": lambda: Sweep(
+            "cifar10-resnet18", "ResNet-18 on the CIFAR-10 JPEG copy, short budget (10 epochs).",
+            _seed_major(grid(rn18, rhos=(0.05, 0.2, 1.0), seeds=(0, 1), methods=("sgd", "sam"))
+                        + grid(rn18, rhos=(1.0,), seeds=(0, 1), methods=("switch",),
+                               switch_fracs=(0.1,)))),
+        "cifar10-remedy": lambda: Sweep(
+            "cifar10-remedy", "SGD warm-start before SAM: switch fraction x rho, with SAM, SGD "
+            "and rho-decay baselines (airbench, CIFAR-10 JPEG copy, pilot settings + probe).",
+            _seed_major(grid(probed, rhos=(0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
+                             methods=("sgd", "sam", "switch", "rho-decay"),
+                             switch_fracs=(0.05, 0.1, 0.2, 0.3)))),
+        "cifar100-resnet18-paper": lambda: Sweep(
+            "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
+            "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
+            "Needs the official archive and a GPU.",
+            grid(RunConfig(dataset="cifar100", model="resnet18", epochs=200, batch_size=128,
+                           lr=0.1, lr_schedule="cosine", warmup_frac=0.0, probe=True,
+                           final_constant_lr_epochs=1),
+                 rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
+                 methods=("sgd", "sam", "switch"), switch_fracs=(0.1,))),
+    }
+
+
+def _seed_major(runs: list[RunConfig]) -> list[RunConfig]:
+    return sorted(runs, key=lambda r: r.seed)  # stable: keeps the cell order per seed
+
+
+SWEEPS = _sweeps()
+
+
+def get_sweep(name_or_sweep: str | Sweep) -> Sweep:
+    if isinstance(name_or_sweep, Sweep):
+        return name_or_sweep
+    if name_or_sweep not in SWEEPS:
+        raise ValueError(f"unknown sweep {name_or_sweep!r}; valid: {', '.join(SWEEPS)}")
+    return SWEEPS[name_or_sweep]()
+
+
+def load_results(sweep: str | Sweep, results_dir: str | os.PathLike = "results"
+                 ) -> list[dict[str, Any]]:
+    """All readable result records of a sweep, in the sweep's run order when known."""
+    name = sweep.name if isinstance(sweep, Sweep) else sweep
+    folder = Path(results_dir) / name
+    recs = {p.stem: r for p in sorted(folder.glob("*.json")) if (r := read_result(p))}
+    order: list[str] = []
+    if isinstance(sweep, Sweep) or name in SWEEPS:
+        order = [c.run_id() for c in get_sweep(sweep).runs]
+    ordered = [recs.pop(i) for i in order if i in recs]
+    return ordered + list(recs.values())
+
+
+def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, Any]]) -> float:
+    """Estimated run time: from finished runs of the same model/method/device, else the table."""
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    n = config.train_size()
+    epochs = config.epochs + config.final_constant_lr_epochs
+    work = n * epochs
+    sam_factor = 1.0 if config.method == "sgd" else 2.0
+    same = [r for r in finished if r["config"]["model"] == config.model
+            and r["config"]["method"] == config.method
+            and r["provenance"]["device"].split(":")[0] == kind and r["status"] == "ok"]
+    if same:
+        rates = [r["wall_time_s"] / (r["n_train"] * len(r["epochs"])) for r in same]
+        return work * sum(rates) / len(rates)
+    if config.probe:  # diagnostics (~4 passes a batch) + SGD and SAM continuations
+        work += config.batch_size * (config.probe_batches * 2 + config.probe_steps
+                                     * (1 + (2 if config.method != "sgd" else 0)) / sam_factor)
+    per_epoch = EPOCH_COST_S.get((config.model, kind), 10.0)
+    return per_epoch * sam_factor * work / 50_000
+
+
+def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = None,
+              device: str = "auto", results_dir: str | os.PathLike = "results",
+              max_runs: int | None = None, time_budget: float | None = None,
+              dry_run: bool = False, progress: bool = True,
+              datasets: dict[str, ImageDataset] | None = None,
+              save_models: bool = False, seeds: Iterable[int] | None = None) -> dict[str, Any]:
+    """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
+
+    A result file that exists and parses is finished (diverged runs included) and is
+    skipped. ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds)
+    stops before a run whose estimated time would overrun it. ``datasets`` maps registry
+    names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
+    ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
+    ``seeds`` restricts this call to the runs with those training seeds (counts too).
+    """
+    sweep = get_sweep(name_or_sweep)
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or not all(_is_int(x) and x >= 0 for x in seeds):
+            raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+        sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
+    if max_runs is not None and (not _is_int(max_runs) or max_runs < 0):
+        raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
+    if time_budget is not None and not (time_budget > 0):
+        raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    folder = Path(results_dir) / sweep.name
+    done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
+    finished = [r for r in done.values() if r is not None]
+    todo = [c for c in sweep.runs if done[c.run_id()] is None]
+    n_div = sum(r["status"] == "diverged" for r in finished)
+    print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
+          f"({n_div} diverged), {len(todo)} left; device {device}")
+    if dry_run:
+        total = 0.0
+        for c in todo:
+            est = estimate_seconds(c, device, finished)
+            total += est
+            print(f"  {c.run_id():70s} ~{est:8.1f} s")
+        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs on {device}")
+        return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
+                "estimate_s": total}
+    datasets = dict(datasets or {})
+    folder.mkdir(parents=True, exist_ok=True)
+    ran: list[str] = []
+    t0 = time.perf_counter()
+    for c in todo:
+        if max_runs is not None and len(ran) >= max_runs:
+            break
+        if time_budget is not None:
+            est = estimate_seconds(c, device, finished)
+            if time.perf_counter() - t0 + est > time_budget:
+                print(f"[{sweep.name}] stopping: next run needs ~{est:.0f} s, budget left "
+                      f"{time_budget - (time.perf_counter() - t0):.0f} s")
+                break
+        if c.dataset not in datasets:
+            datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
+        out = train(c, datasets[c.dataset], device=device, progress=progress)
+        rec = result_record(c, out, sweep.name, device)
+        if save_models:  # weights first: a result file never points at missing weights
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
+            os.close(fd)
+            torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
+            os.replace(tmp, folder / f"{c.run_id()}.pt")
+        write_json_atomic(folder / f"{c.run_id()}.json", rec)
+        finished.append(rec)
+        ran.append(c.run_id())
+        n_div += rec["status"] == "diverged"
+        acc = rec["final"]["test_acc"]
+        print(f"  {c.run_id()}: {rec['status']}, test acc "
+              f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s")
+    left = len(todo) - len(ran)
+    print(f"[{sweep.name}] done {len(finished)}, left {left}, diverged {n_div} "
+          f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s)")
+    return {"done": len(finished), "left": left, "diverged": n_div, "ran": ran}
