@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from sam_hallucination import fullbatch as fb
 from sam_hallucination.fullbatch import FullBatchConfig, Problem
+from sam_hallucination.runs.fullbatch import runner
 
 TINY = dict(n_train=12, n_test=6, hidden=3, steps=2, continue_steps=3, log_every=1,
             slice_points=5, grid_points=3, lr=0.1)
@@ -132,7 +133,7 @@ def test_cache_hit_does_not_recompute(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("recomputed a cached result")
 
-    monkeypatch.setattr(fb, "run", boom)
+    monkeypatch.setattr(runner, "run", boom)
     second = fb.run_cached(cfg, tmp_path, problem=prob)
     assert second["source"] == "cache"
     assert second["final"] == first["final"]

@@ -1,0 +1,81 @@
+"""The configuration of one chapter-4 run (full-batch GD/SAM on a small MLP)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from ...checks import check_radius
+from ...methods import get_method, method_names
+
+METHODS = method_names("full-batch")  # ("gd", "sam", "switch", "sgd-sam")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class FullBatchConfig:
+    """One chapter-4 run. Defaults are the chapter's main setting (see the notebook)."""
+
+    method: str = "gd"
+    rho: float = 0.0
+    dataset: str = "fashion-mnist"
+    data_root: str | None = field(default=None, compare=False)  # where the files are; not hashed
+    n_train: int = 2000  # class-balanced training subset (200 per class)
+    n_test: int = 2000
+    pool: int = 2  # average-pool factor: 28x28 -> 14x14 inputs
+    hidden: int = 64
+    lr: float = 0.05
+    steps: int = 3000
+    weight_decay: float = 0.0
+    switch_frac: float = 0.1  # method="switch": fraction of GD steps before SAM
+    batch_size: int = 100  # method="sgd-sam" only
+    continue_steps: int = 1500
+    log_every: int = 25
+    slice_points: int = 41
+    grid_points: int = 25
+    seed: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        spec = get_method(self.method, "full-batch")
+        check_radius(self.rho)
+        if not spec.sam and self.rho != 0:
+            raise ValueError(f"method='gd' takes rho=0, got rho={self.rho!r}; use method='sam'")
+        if self.method in ("sam", "switch") and self.rho <= 0:
+            raise ValueError(f"method={self.method!r} needs rho > 0, got {self.rho!r}; "
+                             "use method='gd' for rho=0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.switch_frac < 1:
+            raise ValueError(f"switch_frac must be in [0, 1), got {self.switch_frac!r}")
+        for name in ("n_train", "n_test", "pool", "hidden", "steps", "log_every", "batch_size",
+                     "slice_points", "grid_points"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if isinstance(self.continue_steps, bool) or not isinstance(self.continue_steps, int) \
+                or self.continue_steps < 0:
+            raise ValueError(f"continue_steps must be an int >= 0, got {self.continue_steps!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("data_root")
+        return d
+
+    def run_id(self) -> str:
+        """Readable name plus a hash of every hashed field, e.g. ``sam_rho2_3f9a1c0b``."""
+        h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        tag = self.method if self.method == "gd" else f"{self.method}_rho{self.rho:g}"
+        if self.weight_decay:
+            tag += f"_wd{self.weight_decay:g}"
+        return f"{tag}_{h}"
