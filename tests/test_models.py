@@ -63,3 +63,18 @@ def test_make_model_errors():
         make_model("airbench", 1)
     with pytest.raises(ValueError, match="depth"):
         MLP(4, 4, 2, depth=0)
+
+
+def test_airbench_batchnorm_keeps_0_6_of_the_running_statistic():
+    """airbench's BN "momentum 0.6" is torch momentum 0.4: running = 0.6 running + 0.4 batch."""
+    from sam_hallucination.models import BN_RUNNING_STAT_DECAY, ConvGroup
+
+    assert BN_RUNNING_STAT_DECAY == 0.6
+    g = ConvGroup(3, 4).train()
+    assert g.norm1.momentum == pytest.approx(0.4)
+    x = torch.randn(8, 3, 8, 8)
+    with torch.no_grad():
+        pre = g.pool(g.conv1(x))
+        g(x)
+    batch_mean = pre.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(g.norm1.running_mean, 0.4 * batch_mean)  # started at 0

@@ -19,9 +19,14 @@ from torch import nn
 MODEL_NAMES = ("airbench", "resnet18", "mlp")
 
 
-def _bn(c: int, momentum: float = 0.6, eps: float = 1e-12) -> nn.BatchNorm2d:
-    # airbench: high BN momentum, scale fixed at 1, only the bias learns
-    bn = nn.BatchNorm2d(c, momentum=momentum, eps=eps)
+# airbench's BatchNorm "momentum" 0.6 is the weight KEPT on the old running statistic: it
+# passes torch ``momentum = 1 - 0.6``, so running = 0.6 * running + 0.4 * batch.
+BN_RUNNING_STAT_DECAY = 0.6
+
+
+def _bn(c: int, decay: float = BN_RUNNING_STAT_DECAY, eps: float = 1e-12) -> nn.BatchNorm2d:
+    # airbench: slow-moving running statistics, scale fixed at 1, only the bias learns
+    bn = nn.BatchNorm2d(c, momentum=1.0 - decay, eps=eps)
     bn.weight.requires_grad_(False)
     return bn
 
