@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/dynamics.py [--batch 200000] [--steps 200]
 
 Prints point-steps per second (float64, closed-form gradient, one CPU thread) for the batched
-engine :func:`sam_hallucination.dynamics.iterate` and for a naive loop over points
+engine :func:`sam_hallucination.rd.dynamics.iterate` and for a naive loop over points
 (:func:`naive_sam_loop`, small sample), both measured in this run, and their ratio.
 Target: >= 1e7 point-steps/s for the batched engine.
 """
@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from sam_hallucination.dynamics import disk_starts, iterate, naive_sam_loop
-from sam_hallucination.landscapes import DTYPE, RING
+from sam_hallucination.rd.dynamics import disk_starts, iterate, naive_sam_loop
+from sam_hallucination.rd.landscapes import DTYPE, RING
 
 
 def best_of(fn, repeats: int) -> float:

@@ -18,24 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from sam_hallucination.models import make_model
-from sam_hallucination.optim import SAM, frozen_bn_stats
+from sam_hallucination.optim import SAM
+from sam_hallucination.runs.step import train_step
 
 
-def _step(model, opt, method: str, x: torch.Tensor, y: torch.Tensor, ctx) -> None:
-    """One training step, exactly as sam_hallucination.train does it."""
-    with ctx():
-        loss = F.cross_entropy(model(x).float(), y)
-    loss.backward()
-    if method == "sgd":
-        opt.step()
-    else:
-        def closure():
-            with frozen_bn_stats(model), ctx():
-                loss2 = F.cross_entropy(model(x).float(), y)
-            loss2.backward()
-            return loss2
-        opt.step(closure)
-    opt.zero_grad(set_to_none=True)
+def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(out.float(), y)
 
 
 def time_steps(device: str, batch: int, reps: int, amp: bool) -> dict[str, float]:
@@ -56,7 +44,7 @@ def time_steps(device: str, batch: int, reps: int, amp: bool) -> dict[str, float
             if device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            _step(model, opt, method, x, y, ctx)
+            train_step(model, opt, x, y, _loss, ctx)  # the training loop's own step
             if device == "cuda":
                 torch.cuda.synchronize()
             if i >= 3:  # warm-up steps are not timed
@@ -86,8 +74,8 @@ def main() -> None:
     report(f"CUDA {name} airbench batch 512, bf16", time_steps("cuda", 512, 50, True), 2.1)
     if a.full_runs:
         from sam_hallucination.data import load_dataset
-        from sam_hallucination.experiments import RunConfig
-        from sam_hallucination.train import train
+        from sam_hallucination.runs.config import RunConfig
+        from sam_hallucination.runs.loop import train
 
         ds = load_dataset("cifar10-jpeg")
         for cfg in (RunConfig(), RunConfig(method="sam", rho=0.1)):

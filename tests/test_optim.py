@@ -427,3 +427,21 @@ def test_frozen_bn_stats_restores_on_error():
         assert not model[1].track_running_stats
         raise RuntimeError("boom")
     assert model[1].track_running_stats
+
+
+@pytest.mark.parametrize("variant,adaptive", [("sam", False), ("sam", True), ("usam", False)])
+def test_first_step_moves_by_the_one_perturbation(variant, adaptive):
+    """SAM.first_step and optim.perturbation compute the same e, bit for bit."""
+    from sam_hallucination.optim import perturbation
+
+    torch.manual_seed(3)
+    model = nn.Linear(5, 3)
+    model(torch.randn(4, 5)).pow(2).sum().backward()
+    params = list(model.parameters())
+    w0 = [p.detach().clone() for p in params]
+    e = perturbation([p.detach() for p in params], [p.grad for p in params], 0.3,
+                     variant=variant, adaptive=adaptive)
+    opt = SAM(params, torch.optim.SGD, rho=0.3, lr=0.1, variant=variant, adaptive=adaptive)
+    opt.first_step()
+    for p, w, d in zip(params, w0, e, strict=True):
+        assert torch.equal(p.detach(), w + d)

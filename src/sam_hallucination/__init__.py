@@ -1,14 +1,17 @@
 """sam_hallucination: the library behind the book "SAM can hallucinate minimizers".
 
-Modules, by concept:
+Layers, lowest first; imports point down (see ARCHITECTURE.md and tests/test_architecture.py):
 
-- ``sam``: SAM on functions of R^d (perturbation, surrogate, update, the mismatch).
-- ``landscapes``: test functions with known critical points.
-- ``dynamics``: batched SAM/GD iteration, hallucinated-point solver, Jacobians.
-- ``optim``: the SAM optimizer for PyTorch models, with the switching remedy.
-- ``diagnostics``: stall diagnostics at a model's current weights.
-- ``data``, ``models``, ``train``, ``experiments``: the network experiments.
-- ``plotting``: the book's plot style.
+- ``checks``, ``methods``: argument validation; the one registry of method names.
+- ``rd``: SAM on functions of R^d: ``landscapes``, ``sam``, ``dynamics`` (engine, fixed
+  points, phases).
+- ``optim``: the SAM optimizer for PyTorch models, its perturbation, the BatchNorm helper.
+- ``data`` (registry, sources, loader), ``models``, ``diagnostics``.
+- ``runs``: config, one train step, loop, probe, full-batch study, sweeps, store, CLI.
+- ``report``, ``plotting``: the chapters' tables and figures; the plot style.
+
+``landscapes``, ``sam``, ``dynamics``, ``train``, ``experiments``, ``fullbatch`` and
+``analysis`` keep their old import paths as thin compatibility modules.
 """
 
 __version__ = "0.1.0"

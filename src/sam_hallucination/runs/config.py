@@ -35,7 +35,7 @@ class RunConfig:
     ``augment=None`` means flip+translate for the CIFAR data sets, none otherwise.
     ``probe=True`` runs the end-of-training probe (stall diagnostics on ``probe_batches``
     fixed batches, then ``probe_steps`` SGD and SAM continuation steps at ``final_lr``;
-    see :mod:`sam_hallucination.train`). The probe fields enter the run id only when
+    see :mod:`sam_hallucination.runs.probe`). The probe fields enter the run id only when
     ``probe=True``, so configs without the probe keep their ids.
     """
 
@@ -77,9 +77,12 @@ class RunConfig:
             raise bad("dataset", f"unknown dataset; valid: {', '.join(DATASETS)}")
         if self.model not in MODEL_NAMES:
             raise bad("model", f"unknown model; valid: {', '.join(MODEL_NAMES)}")
-        if self.method not in METHODS:
-            raise bad("method", f"unknown method; valid: {', '.join(METHODS)}")
-        uses_sam = get_method(self.method, "network").sam
+        try:
+            spec = get_method(self.method, "network")
+        except ValueError:
+            raise bad("method", f"unknown method; valid: {', '.join(method_names('network'))}"
+                      ) from None
+        uses_sam = spec.sam
         if self.lr_schedule not in LR_SCHEDULES:
             raise bad("lr_schedule", f"valid: {', '.join(LR_SCHEDULES)}")
         for name in ("rho", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_frac",
@@ -105,7 +108,7 @@ class RunConfig:
                 raise bad(name, "must be < 1")
         if not self.switch_frac < 1:
             raise bad("switch_frac", "must be in [0, 1)")
-        if not get_method(self.method, "network").switch and self.switch_frac != 0:
+        if not spec.switch and self.switch_frac != 0:
             raise bad("switch_frac", "only method 'switch' uses it; leave it at 0")
         for name in ("seed", "subset_seed"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
@@ -134,9 +137,10 @@ class RunConfig:
                 d.pop(k)
         h = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         parts = [self.dataset, self.model, self.method]
-        if self.method != "sgd":
+        spec = get_method(self.method, "network")
+        if spec.sam:
             parts.append(f"rho{self.rho:g}")
-        if self.method == "switch":
+        if spec.switch:
             parts.append(f"sw{self.switch_frac:g}")
         parts += [f"s{self.seed}", h]
         return "_".join(parts)

@@ -1,6 +1,6 @@
 """One training loop for SGD, SAM, SGD-then-SAM ("switch") and decaying-rho SAM.
 
-``train(config, dataset)`` takes a :class:`~sam_hallucination.experiments.RunConfig`
+``train(config, dataset)`` takes a :class:`~sam_hallucination.runs.config.RunConfig`
 (or any object with the same attributes) and an :class:`~sam_hallucination.data.ImageDataset`.
 It subsets the data as the config says, builds the model and optimiser, runs the
 LR schedule (one-cycle or cosine, then an optional constant small-LR phase), and
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..data import DeviceLoader, ImageDataset, subset, with_label_noise
 from ..models import make_model
+from ..optim import SAM
 from .config import LR_SCHEDULES, RunConfig
 from .probe import end_of_training_probe
 from .step import build_optimizer, evaluate, train_step, trainable_weight_norm
@@ -102,7 +103,7 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
     main_steps = config.epochs * spe
     n_epochs = config.epochs + config.final_constant_lr_epochs
     opt = build_optimizer(config, model, main_steps)
-    is_sam = config.method != "sgd"
+    is_sam = isinstance(opt, SAM)
     use_amp = config.amp and dev.type == "cuda"
     if use_amp:
         def autocast():

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..data import ImageDataset, load_dataset
+from ..methods import get_method
 from .config import RunConfig, _is_int
 from .loop import train
 from .store import read_result, result_record, write_json_atomic
@@ -59,13 +60,14 @@ def grid(base: RunConfig, rhos: Iterable[float], seeds: Iterable[int],
     cells: list[dict[str, Any]] = []
     for model in (models or [base.model]):
         for method in methods:
-            if method == "sgd":
-                cells.append(dict(model=model, method="sgd", rho=0.0))
+            spec = get_method(method, "network")
+            if not spec.sam:
+                cells.append(dict(model=model, method=method, rho=0.0))
                 continue
             for rho in rhos:
                 if rho == 0:
                     continue
-                if method == "switch":
+                if spec.switch:
                     cells += [dict(model=model, method="switch", rho=float(rho),
                                    switch_frac=float(f)) for f in switch_fracs if f > 0]
                 else:
@@ -159,7 +161,8 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     n = config.train_size()
     epochs = config.epochs + config.final_constant_lr_epochs
     work = n * epochs
-    sam_factor = 1.0 if config.method == "sgd" else 2.0
+    uses_sam = get_method(config.method, "network").sam
+    sam_factor = 2.0 if uses_sam else 1.0
     same = [r for r in finished if r["config"]["model"] == config.model
             and r["config"]["method"] == config.method
             and r["provenance"]["device"].split(":")[0] == kind and r["status"] == "ok"]
@@ -168,7 +171,7 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
         return work * sum(rates) / len(rates)
     if config.probe:  # diagnostics (~4 passes a batch) + SGD and SAM continuations
         work += config.batch_size * (config.probe_batches * 2 + config.probe_steps
-                                     * (1 + (2 if config.method != "sgd" else 0)) / sam_factor)
+                                     * (1 + (2 if uses_sam else 0)) / sam_factor)
     per_epoch = EPOCH_COST_S.get((config.model, kind), 10.0)
     return per_epoch * sam_factor * work / 50_000
 
