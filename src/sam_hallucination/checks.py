@@ -16,6 +16,11 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def is_int(v: Any) -> bool:
+    """An int that is not a bool (configs reject True as 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def check_radius(rho: Any, name: str = "rho", *, allow_zero: bool = True) -> float:
     """A perturbation radius (real, finite, ≥ 0, or > 0 without ``allow_zero``) as a float."""
     if isinstance(rho, bool) or not isinstance(rho, (int, float)):

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..checks import is_int
 from ..data import DATASETS
 from ..methods import get_method, method_names
 from ..models import MODEL_NAMES
@@ -16,10 +17,6 @@ from ..models import MODEL_NAMES
 METHODS = method_names("network")  # ("sgd", "sam", "switch", "rho-decay")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PROBE_FIELDS = ("probe", "probe_batches", "probe_steps")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -111,19 +108,19 @@ class RunConfig:
         if not spec.switch and self.switch_frac != 0:
             raise bad("switch_frac", "only method 'switch' uses it; leave it at 0")
         for name in ("seed", "subset_seed"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise bad(name, "must be an int >= 0")
         if not isinstance(self.probe, bool):
             raise bad("probe", "must be True or False")
         for name in ("epochs", "batch_size", "hidden", "eval_every", "probe_batches",
                      "probe_steps"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "must be an int >= 1")
-        if not _is_int(self.final_constant_lr_epochs) or self.final_constant_lr_epochs < 0:
+        if not is_int(self.final_constant_lr_epochs) or self.final_constant_lr_epochs < 0:
             raise bad("final_constant_lr_epochs", "must be an int >= 0")
         for name in ("n_train", "n_test"):
             v = getattr(self, name)
-            if v is not None and (not _is_int(v) or v < 1):
+            if v is not None and (not is_int(v) or v < 1):
                 raise bad(name, "must be None (whole split) or an int >= 1")
         size = self.train_size()
         if self.batch_size > size:

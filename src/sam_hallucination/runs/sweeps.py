@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
+from ..checks import is_int
 from ..data import ImageDataset, load_dataset
 from ..methods import get_method
-from .config import RunConfig, _is_int
+from .config import RunConfig
 from .loop import train
 from .store import read_result, result_record, write_json_atomic
 
@@ -194,10 +195,10 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     sweep = get_sweep(name_or_sweep)
     if seeds is not None:
         seeds = list(seeds)
-        if not seeds or not all(_is_int(x) and x >= 0 for x in seeds):
+        if not seeds or not all(is_int(x) and x >= 0 for x in seeds):
             raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
         sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
-    if max_runs is not None and (not _is_int(max_runs) or max_runs < 0):
+    if max_runs is not None and (not is_int(max_runs) or max_runs < 0):
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")

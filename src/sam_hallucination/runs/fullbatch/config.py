@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ...checks import check_radius
+from ...checks import check_radius, is_int
 from ...methods import get_method, method_names
 
 METHODS = method_names("full-batch")  # ("gd", "sam", "switch", "sgd-sam")
@@ -59,10 +59,9 @@ class FullBatchConfig:
         for name in ("n_train", "n_test", "pool", "hidden", "steps", "log_every", "batch_size",
                      "slice_points", "grid_points"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if isinstance(self.continue_steps, bool) or not isinstance(self.continue_steps, int) \
-                or self.continue_steps < 0:
+        if not is_int(self.continue_steps) or self.continue_steps < 0:
             raise ValueError(f"continue_steps must be an int >= 0, got {self.continue_steps!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
