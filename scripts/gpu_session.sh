@@ -31,7 +31,8 @@
 #   GPU_SCRATCH       where runs are written (default /tmp/gpu_session_results; kept across
 #                     calls on the same machine, so a second call resumes the first)
 #   GPU_MAX_RUNS      start at most this many runs per plan step (tests)
-#   GPU_BENCH_ARGS    arguments of benchmarks/train_step.py (default --full-runs)
+#   GPU_BENCH         the benchmark script (default benchmarks/train_step.py; tests stub it)
+#   GPU_BENCH_ARGS    its arguments (default --full-runs)
 #   GPU_MARGIN_S      seconds kept in reserve for the summary and the last pack (default 25)
 #   SAM_GIT_COMMIT    the commit the copied tree is at (needed where .git is not copied)
 #   PYTHON            interpreter (default python3)
@@ -59,6 +60,7 @@ DEVICE=${GPU_DEVICE:-cuda}
 COMMITTED=${GPU_SEED_RESULTS:-results}
 SCRATCH=${GPU_SCRATCH:-/tmp/gpu_session_results}
 MAX_RUNS=${GPU_MAX_RUNS:-}
+BENCH=${GPU_BENCH:-benchmarks/train_step.py}
 BENCH_ARGS=${GPU_BENCH_ARGS:---full-runs}
 MARGIN=${GPU_MARGIN_S:-25}
 PLAN=${GPU_PLAN:-"cifar10-rho:0 cifar10-remedy:0 bench cifar10-rho:1,2 cifar10-remedy:1,2 cifar10-resnet18"}
@@ -162,6 +164,8 @@ trap finish EXIT
 trap 'log "stopped by a signal"; exit 143' TERM INT
 
 # Run a command in the background and wait for it, so a SIGTERM is handled at once.
+# (The timeouts below use --foreground: timeout then stays in this process group, so a kill
+# of the whole command at the device tool's limit reaches the sweep too.)
 run_child() {
     "$@" &
     CHILD=$!
@@ -256,10 +260,10 @@ for step in $PLAN; do
     if [ "$step" = bench ]; then
         done_file="$SCRATCH/benchmarks/train_step_${DEVICE}.txt"
         if [ -s "$done_file" ] || [ "$rem" -lt 150 ]; then log "bench: skipped (done or ${rem}s left)"; continue; fi
-        log "bench: benchmarks/train_step.py $BENCH_ARGS (limit ${rem}s) > $BENCH_OUT"
+        log "bench: $BENCH $BENCH_ARGS (limit ${rem}s) > $BENCH_OUT"
         rc=0
         # shellcheck disable=SC2086
-        run_child timeout --kill-after=5 "$rem" "$PY" benchmarks/train_step.py $BENCH_ARGS > "$BENCH_OUT" 2>&1 || rc=$?
+        run_child timeout --foreground --kill-after=5 "$rem" "$PY" "$BENCH" $BENCH_ARGS > "$BENCH_OUT" 2>&1 || rc=$?
         cat "$BENCH_OUT"
         if [ "$rc" -eq 0 ]; then
             mkdir -p "$SCRATCH/benchmarks"
@@ -279,7 +283,7 @@ for step in $PLAN; do
     if grep -qx "$sweep" "$CIFAR_SWEEPS"; then args+=("${DATA_ARG[@]}"); fi
     log "$sweep seeds ${seeds:-all}: time budget $((rem - 10))s"
     rc=0
-    run_child timeout --kill-after=5 "$rem" "$PY" -m sam_hallucination.experiments "$sweep" "${args[@]}" || rc=$?
+    run_child timeout --foreground --kill-after=5 "$rem" "$PY" -m sam_hallucination.experiments "$sweep" "${args[@]}" || rc=$?
     if [ "$rc" -ne 0 ]; then log "$sweep: exit $rc (a killed run leaves no file; finished runs are kept)"; fi
 done
 share_runs
@@ -287,7 +291,7 @@ share_runs
 log "summary"
 hard=$((START + BUDGET - MARGIN / 2 - $(date +%s)))
 if [ "$hard" -gt 2 ]; then
-    timeout --kill-after=1 "$hard" "$PY" - "$SCRATCH" $PLAN <<'EOF' || true
+    timeout --foreground --kill-after=1 "$hard" "$PY" - "$SCRATCH" $PLAN <<'EOF' || true
 import sys
 from pathlib import Path
 from sam_hallucination.experiments import get_sweep, load_results
