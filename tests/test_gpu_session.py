@@ -8,6 +8,7 @@ two folders deep, plain names) and its archive must hold exactly the new results
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -24,6 +25,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from sam_hallucination.experiments import RunConfig, get_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SESSION = REPO / "scripts" / "gpu_session.sh"
@@ -185,9 +188,21 @@ def one_member_archive(path: Path, name: str, data: bytes, kind: bytes = tarfile
     return path
 
 
+REFUSALS = {
+    "config-edited": "hashes to",
+    "config-and-id-edited": "is not in sweep 'smoke'",
+    "unknown-commit": "not a commit of this repository",
+    "wrong-sweep": "is not in sweep 'cifar10-rho'",
+    "traversal": "unsafe path",
+    "absolute": "unsafe path",
+    "deep": "unsafe path",
+    "symlink": "not a regular file",
+    "differs-from-committed": "exists with different content",
+}
+
+
 @needs_fashion
-@pytest.mark.parametrize("case", ["config-edited", "unknown-commit", "wrong-sweep", "traversal", "absolute",
-                                  "deep", "symlink", "differs-from-committed"])
+@pytest.mark.parametrize("case", list(REFUSALS))
 def test_ingest_refuses(case: str, session: dict[str, Any], tmp_path: Path,
                         capsys: pytest.CaptureFixture) -> None:
     good = {n: d for n, d in members(session["out_b"] / "results_new.tar.gz").items() if n.endswith(".json")}
@@ -198,6 +213,10 @@ def test_ingest_refuses(case: str, session: dict[str, Any], tmp_path: Path,
     res.mkdir()
     if case == "config-edited":
         rec["config"]["lr"] = 0.5
+    elif case == "config-and-id-edited":  # consistent, but not a run of the sweep
+        cfg = RunConfig(**rec["config"]).replace(lr=0.5)
+        rec["config"], rec["run_id"] = dataclasses.asdict(cfg), cfg.run_id()
+        name = f"smoke/{cfg.run_id()}.json"
     elif case == "unknown-commit":
         rec["provenance"]["git"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
     elif case == "wrong-sweep":
@@ -216,8 +235,24 @@ def test_ingest_refuses(case: str, session: dict[str, Any], tmp_path: Path,
     archive = one_member_archive(tmp_path / "a.tar.gz", name, json.dumps(rec).encode(), kind)
     before = sorted(p for p in tmp_path.rglob("*") if p.name != "a.tar.gz")
     assert ingest.main([str(archive), "--results", str(res), "--allow-cpu"]) == 1
-    assert "REFUSED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and REFUSALS[case] in out, out
     assert sorted(p for p in tmp_path.rglob("*") if p.name != "a.tar.gz") == before  # nothing written
+
+
+@needs_fashion
+def test_ingest_accepts_a_run_shared_by_two_sweeps(session: dict[str, Any], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """A cifar10-rho run that is also a cifar10-remedy cell, copied into remedy's folder."""
+    rho = {c.run_id(): c for c in get_sweep("cifar10-rho").runs}
+    rid = next(c.run_id() for c in get_sweep("cifar10-remedy").runs if c.run_id() in rho)
+    name, data = next((n, d) for n, d in members(session["out_b"] / "results_new.tar.gz").items()
+                      if n.endswith(".json"))
+    rec = dict(json.loads(data), sweep="cifar10-rho", run_id=rid, config=dataclasses.asdict(rho[rid]))
+    archive = one_member_archive(tmp_path / "a.tar.gz", f"cifar10-remedy/{rid}.json", json.dumps(rec).encode())
+    assert ingest.main([str(archive), "--results", str(tmp_path / "r"), "--allow-cpu"]) == 0
+    assert "shared from cifar10-rho" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "cifar10-remedy" / f"{rid}.json").read_text()) == rec
 
 
 def test_ingest_missing_empty_and_broken_archives(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
