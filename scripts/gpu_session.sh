@@ -240,7 +240,11 @@ if [ "$NEEDS_CIFAR" = 1 ]; then
         if [ -f "$SAM_DATA_DIR/$f" ]; then DATA_ARG=(--data "$SAM_DATA_DIR/$f"); break; fi
     done
     [ ${#DATA_ARG[@]} -gt 0 ] || die "the plan needs CIFAR-10 but $SAM_DATA_DIR has neither cifar10_jpeg_compact.npz nor cifar10_jpeg.npz: mkdir -p .data && cp ../shared/data/cifar10_jpeg_compact.npz .data/ and call with carry=[\".data\"]"
-    log "data: ${DATA_ARG[1]}"
+    # Load it once now: a file the data layer cannot read stops the session in seconds, not
+    # after every sweep has failed in turn; the decoded copy is cached for the sweeps.
+    log "data: ${DATA_ARG[1]} (loading it once)"
+    timeout --foreground 180 "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
+        || die "the data layer cannot load ${DATA_ARG[1]} (see above): it needs the compact-file reader of sam_hallucination.data (cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check)"
 fi
 
 # Copy each finished shared run into the other sweep's folder (temp file + mv: atomic).
