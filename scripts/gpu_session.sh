@@ -242,9 +242,12 @@ if [ "$NEEDS_CIFAR" = 1 ]; then
     [ ${#DATA_ARG[@]} -gt 0 ] || die "the plan needs CIFAR-10 but $SAM_DATA_DIR has neither cifar10_jpeg_compact.npz nor cifar10_jpeg.npz: mkdir -p .data && cp ../shared/data/cifar10_jpeg_compact.npz .data/ and call with carry=[\".data\"]"
     # Load it once now: a file the data layer cannot read stops the session in seconds, not
     # after every sweep has failed in turn; the decoded copy is cached for the sweeps.
-    log "data: ${DATA_ARG[1]} (loading it once)"
-    timeout --foreground 180 "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
-        || die "the data layer cannot load ${DATA_ARG[1]} (see above): it needs the compact-file reader of sam_hallucination.data (cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check)"
+    t=$(left)
+    if [ "$t" -gt 180 ]; then t=180; fi
+    [ "$t" -ge 5 ] || die "only ${t}s of the budget left before loading the data: give a larger budget"
+    log "data: ${DATA_ARG[1]} (loading it once, limit ${t}s)"
+    timeout --foreground "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
+        || die "the data layer cannot load ${DATA_ARG[1]} (see above; the compact file needs the compact-file reader of sam_hallucination.data, and cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check)"
 fi
 
 # Copy each finished shared run into the other sweep's folder (temp file + mv: atomic).
