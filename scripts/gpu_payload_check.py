@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
           f"limit {a.limit_mib:g} MiB")
     for f, n in sorted(sizes.items(), key=lambda kv: -kv[1])[:a.top]:
         print(f"  {n / MIB:8.2f} MiB  {f}")
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=a.root, capture_output=True,
+                           text=True).stdout.strip()
+    if dirty:
+        print("WARNING: the working tree differs from HEAD (git status): the tree that travels is "
+              "not the commit the results will name; commit first")
     if total > a.limit_mib * MIB:
         print(f"ERROR: {total / MIB:.1f} MiB exceeds {a.limit_mib:g} MiB: carry only "
               f".data/cifar10_jpeg_compact.npz (not cifar10_jpeg.npz), and commit or ignore big "

@@ -14,11 +14,14 @@
 # Runs go to a scratch folder outside $OUT ($GPU_SCRATCH), seeded from results/ so finished
 # runs are skipped. Committed results are never copied into $OUT.
 #
-# Caller (a session with the device tool), from the repo root:
+# Caller (a session with the device tool), from the root of the checkout the tool sends
+# (the session's own checkout), with everything committed:
 #   mkdir -p .data && cp ../shared/data/cifar10_jpeg_compact.npz .data/    # git-ignored
 #   python scripts/gpu_payload_check.py --carry .data                     # <= 60 MiB or stop
 #   run(command="SAM_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_session.sh 540",
 #       carry=[".data"], timeout_s=590)
+#   where $(git rev-parse HEAD) is expanded HERE, into the 40-hex commit: the device gets no
+#   .git, so the results would name no commit and the ingest would refuse them;
 # then, on this side:
 #   python scripts/ingest_gpu_results.py <files_at>/results_new.tar.gz && make execute && make test
 #
@@ -197,8 +200,11 @@ WATCHER=$!
 if [ "$DEVICE" = cuda ]; then
     "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
 fi
+if [ -n "${SAM_GIT_COMMIT:-}" ] && ! [[ "$SAM_GIT_COMMIT" =~ ^[0-9a-f]{40}$ ]]; then
+    die "SAM_GIT_COMMIT='$SAM_GIT_COMMIT' is not a 40-hex commit: put the output of git rev-parse HEAD (run on your side) into the command"
+fi
 if ! git rev-parse HEAD >/dev/null 2>&1 && [ -z "${SAM_GIT_COMMIT:-}" ]; then
-    die "no git checkout here and SAM_GIT_COMMIT unset: call with SAM_GIT_COMMIT=\$(git rev-parse HEAD), or ingest refuses every result"
+    die "no git checkout here and SAM_GIT_COMMIT unset: call with SAM_GIT_COMMIT=<output of git rev-parse HEAD on your side>, or the ingest refuses every result"
 fi
 
 # Check the plan (names, seeds) and list what it needs: CIFAR data, and the runs that two

@@ -267,14 +267,18 @@ def test_ingest_missing_empty_and_broken_archives(tmp_path: Path, capsys: pytest
     assert "not a readable" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("plan, message", [
-    ("cifar10-rho:0", "cifar10_jpeg_compact.npz"),  # a CIFAR plan needs the data; smoke does not
-    ("no-such-sweep", "unknown sweep"),
+@pytest.mark.parametrize("plan, commit, message", [
+    ("cifar10-rho:0", "", "cifar10_jpeg_compact.npz"),  # a CIFAR plan needs the data; smoke does not
+    ("no-such-sweep", "", "unknown sweep"),
+    ("smoke", "$(git rev-parse HEAD)", "not a 40-hex commit"),  # not expanded on the caller's side
 ])
-def test_session_stops_early_on_a_bad_call(plan: str, message: str, tmp_path: Path) -> None:
+def test_session_stops_early_on_a_bad_call(plan: str, commit: str, message: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=60,
-                       env=session_env(tmp_path, out, GPU_PLAN=plan))
+    env = session_env(tmp_path, out, GPU_PLAN=plan)
+    env.pop("SAM_GIT_COMMIT", None)
+    if commit:
+        env["SAM_GIT_COMMIT"] = commit
+    r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode != 0 and message in r.stdout + r.stderr
     assert message in (out / "session.log").read_text()
     assert members(out / "results_new.tar.gz") == {}  # still a valid (empty) archive
@@ -298,5 +302,6 @@ def test_payload_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert payload_check.main([*root, "--limit-mib", "6"]) == 0
     out = capsys.readouterr().out
     assert "payload: 5.0 MiB" in out and "carried 3.0 MiB" in out and ".data/d.npz" in out
+    assert "WARNING: the working tree differs from HEAD" in out  # untracked.txt travels
     assert payload_check.main([*root, "--limit-mib", "4.5"]) == 1
     assert payload_check.main(["--root", str(tmp_path), "--carry", "nope"]) == 2
