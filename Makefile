@@ -51,13 +51,13 @@ html: $(STAMP) $(MATHJAX)
 ## Load every page of the built book in headless Chromium (Debian's chromium + chromium-driver).
 BROWSER_CHECK_ARGS ?= --expect-animation notebooks/ch02_hallucination.html
 browser-check: html
-	$(PY) scripts/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
+	$(PY) tools/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
 ## Every test: lint, unit tests, then nbval on every executed chapter.
 test: lint unit nbval
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/ruff check src tests scripts tools $(wildcard benchmarks)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider

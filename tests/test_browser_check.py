@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "browser_check.py"
+_PATH = Path(__file__).resolve().parents[1] / "tools" / "browser_check.py"
 _spec = importlib.util.spec_from_file_location("browser_check", _PATH)
 bc = importlib.util.module_from_spec(_spec)
 sys.modules["browser_check"] = bc  # dataclasses resolve annotations through sys.modules
