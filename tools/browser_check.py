@@ -17,10 +17,10 @@ On each page the check asserts:
   ``\\begin{..}`` is left in the text a reader sees (code blocks excluded);
 * every ``<img>`` loaded (``complete`` and ``naturalWidth > 0``), is shown in proportion
   (its displayed aspect ratio within 2% of its natural one) at 1280 px and again at a
-  390 px phone width, and every image in the article has a real ``alt`` text (not empty,
-  not a file path);
-* no code output or table overflows sideways at 1280 px (a horizontal scroll bar hides
-  columns);
+  390 px phone width, every image in the article has a real ``alt`` text (not empty,
+  not a file path), and no figure is shown below 90% of the width it was drawn at (1280 px);
+* no code cell, code output or table overflows sideways at 1280 px (a horizontal scroll
+  bar hides columns);
 * the page weighs at most 2 MB: its HTML plus the local images it shows;
 * pages named with ``--expect-animation`` hold a matplotlib ``to_jshtml`` animation whose
   frames exist and whose "next frame" button changes the picture (skipped, with a note,
@@ -70,6 +70,9 @@ FIRST_SCREEN = (1280, 800)  # the desktop screenshot of what a reader sees first
 PHONE = (390, 844)  # a phone's viewport, CSS px
 ASPECT_TOLERANCE = 0.02  # shown vs natural aspect ratio of an image
 MAX_PAGE_BYTES = 2_000_000  # a page's own HTML plus its local images
+# A figure shown below this fraction of the width it was drawn at has text smaller than drawn
+# (the book draws 9-pt text or larger at 88 px per inch: 11 px at full size).
+MIN_FIGURE_SCALE = 0.9
 MAX_SCREENSHOT_HEIGHT = 20000  # px; longer pages are cut (the check itself covers all)
 
 # Sphinx pages that are not content, and folders that hold no pages.
@@ -391,19 +394,21 @@ _JS_IMAGE_SIZES = r"""
 return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).map(i => {
   const r = i.getBoundingClientRect();
   const w = parseFloat(i.style.width);
-  return {src: (i.getAttribute('src') || i.id || '').slice(0, 100), nw: i.naturalWidth, nh: i.naturalHeight,
-          sw: r.width, sh: r.height, drawnWidth: isNaN(w) ? null : w};
+  const src = i.getAttribute('src') || i.id || '';
+  // an SVG's natural width is the width it was drawn at; a retina PNG's is in the inline style
+  const drawn = !isNaN(w) ? w : (src.endsWith('.svg') && i.closest('figure') ? i.naturalWidth : null);
+  return {src: src.slice(0, 100), nw: i.naturalWidth, nh: i.naturalHeight,
+          sw: r.width, sh: r.height, drawnWidth: drawn};
 }).filter(x => x.sw > 0 && x.sh > 0);
 """
 
 # Code outputs and tables wider than their box (a sideways scroll bar hides columns).
 _JS_OVERFLOW = r"""
 const sel = '.cell_output, .cell_output pre, .cell_output .output, .cell_output table, '
-          + 'article table, article .table-wrapper, article div.highlight pre';
+          + '.cell_input pre, article table, article .table-wrapper, article div.highlight pre';
 const out = [];
 for (const el of document.querySelectorAll(sel)) {
-  if (el.closest('.cell_input')) continue;  // code cells: the 88-column rule is checked in the sources
-  if (el.offsetParent === null) continue;   // hidden (a collapsed hide-output toggle)
+  if (el.offsetParent === null) continue;   // hidden (a collapsed hide-input/hide-output toggle)
   if (el.scrollWidth > el.clientWidth + 1) {
     const what = el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '');
     out.push(what + ' ' + el.scrollWidth + ' px in ' + el.clientWidth + ' px: '
@@ -609,6 +614,12 @@ def check_page(
     sizes = driver.execute_script(_JS_IMAGE_SIZES)
     res.problems.extend(_aspect_problems(sizes, f"{WINDOW[0]} px"))
     scales = [x["sw"] / x["drawnWidth"] for x in sizes if x["drawnWidth"]]
+    for x in sizes:
+        if x["drawnWidth"] and x["sw"] / x["drawnWidth"] < MIN_FIGURE_SCALE:
+            res.problems.append(
+                f"figure shrunk to {x['sw'] / x['drawnWidth']:.0%} of its drawn width at {WINDOW[0]} px "
+                f"(drawn {x['drawnWidth']:.0f} px, shown {x['sw']:.0f} px; its text is smaller than drawn): {x['src']}"
+            )
 
     # Outputs and tables that overflow sideways.
     for what in driver.execute_script(_JS_OVERFLOW)[:10]:

@@ -63,6 +63,7 @@ def use_book_style() -> None:
             "axes.prop_cycle": mpl.cycler(color=CYCLE),
             "image.cmap": "viridis",
             "lines.linewidth": 1.8,
+            "svg.hashsalt": "sam-hallucination",  # stable SVG ids: re-execution is byte-identical
         }
     )
     try:  # retina PNGs in notebooks, when IPython is present
@@ -71,6 +72,20 @@ def use_book_style() -> None:
         set_matplotlib_formats("png2x")
     except Exception:  # noqa: BLE001
         pass
+
+
+def as_svg(fig):
+    """The figure as an SVG image (``IPython.display.SVG``), closed afterwards: lighter than a
+    retina PNG for line drawings and contour lines. Glue it like a figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import SVG
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return SVG(data=buf.getvalue())
 
 
 def ring_triptych(rho: float = 1.5, lim: float = 1.45, n: int = 301, dpi: int | None = None):
@@ -219,3 +234,33 @@ def show_table(text: str) -> None:
     from IPython.display import display
 
     display(TextTable(text))
+
+
+# ----------------------------------------------------------------------------------------
+# The warning a chapter shows while it has only smoke results
+
+PREVIEW_MARKER = "smoke-preview"  # book/_ext/preview_titles.py adds "(preview)" to such pages
+
+
+def coverage_warning(smoke: bool, coverage: str, what: str):
+    """The warning admonition (an ``IPython.display.HTML``) that opens a chapter built from
+    the CPU smoke run, or None once the real results exist, so it disappears by itself.
+
+    ``coverage`` is the coverage line of the results (``analysis.coverage_text``); ``what``
+    says what the page would show, e.g. ``"SAM against ρ on CIFAR-10"``.
+    """
+    if not smoke:
+        return None
+    from IPython.display import HTML
+
+    body = (
+        f"This page shows a <strong>CPU smoke run, not the experiment</strong>: {html.escape(what)} "
+        "needs GPU runs that are not committed yet. Every figure, table and verdict below "
+        "tests the code path only and says nothing about SAM. "
+        f"Coverage: {html.escape(coverage)}."
+    )
+    return HTML(
+        f'<div class="admonition warning {PREVIEW_MARKER}">'
+        '<p class="admonition-title">Preview: smoke results only</p>'
+        f"<p>{body}</p></div>"
+    )
