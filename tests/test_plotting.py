@@ -92,3 +92,19 @@ def test_preview_suffix_follows_the_warning(marker, title):
     assert title in out
     assert out.count("(preview)") == (1 if marker else 0)
     assert pt.add_preview_suffix(out) == out  # idempotent
+
+
+def test_legible_legends_raises_small_legend_text_only():
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([0, 1], label="small")
+    a.legend(fontsize=7)
+    b.plot([0, 1], label="large")
+    b.legend(fontsize=12)
+    fig.legend(["figure-level"], fontsize=6)
+    plotting.legible_legends(fig)
+    assert a.get_legend().get_texts()[0].get_fontsize() == 9
+    assert b.get_legend().get_texts()[0].get_fontsize() == 12
+    assert fig.legends[0].get_texts()[0].get_fontsize() == 9
+    plt.close(fig)

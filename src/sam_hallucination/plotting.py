@@ -264,3 +264,19 @@ def coverage_warning(smoke: bool, coverage: str, what: str):
         '<p class="admonition-title">Preview: smoke results only</p>'
         f"<p>{body}</p></div>"
     )
+
+
+def legible_legends(fig, size: float = 9.0) -> None:
+    """Raise every legend text in ``fig`` to at least ``size`` points (9 pt is 11 px in the
+    book), for figures whose panels were drawn by helpers with smaller legends."""
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        for text in legend.get_texts():
+            if text.get_fontsize() < size:
+                text.set_fontsize(size)
+    for legend in fig.legends:
+        for text in legend.get_texts():
+            if text.get_fontsize() < size:
+                text.set_fontsize(size)
