@@ -65,8 +65,8 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(NBVAL) $$($(PY) scripts/execute_chapters.py --list | sed 's/\.md$$/.ipynb/')
 
-## Open the chapters in JupyterLab (installed into .venv on first use; the .md sources open
-## as notebooks through jupytext).
+## Open the chapters in JupyterLab (installed into .venv on first use); the .md sources open
+## as notebooks through jupytext's "Open With" menu.
 LAB_STAMP := $(VENV)/.lab-installed
 $(LAB_STAMP): $(STAMP)
 	$(PY) -m pip install -q "jupyterlab>=4"
