@@ -7,7 +7,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install execute figures book html test unit nbval lint bench browser-check mathjax clean
+.PHONY: install execute figures book html test unit nbval lint bench browser-check mathjax lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -51,19 +51,29 @@ html: $(STAMP) $(MATHJAX)
 ## Load every page of the built book in headless Chromium (Debian's chromium + chromium-driver).
 BROWSER_CHECK_ARGS ?= --expect-animation notebooks/ch02_hallucination.html
 browser-check: html
-	$(PY) scripts/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
+	$(PY) tools/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
 ## Every test: lint, unit tests, then nbval on every executed chapter.
 test: lint unit nbval
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/ruff check src tests scripts tools $(wildcard benchmarks)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: $(STAMP)
 	$(NBVAL) $$($(PY) scripts/execute_chapters.py --list | sed 's/\.md$$/.ipynb/')
+
+## Open the chapters in JupyterLab (installed into .venv on first use); the .md sources open
+## as notebooks through jupytext's "Open With" menu.
+LAB_STAMP := $(VENV)/.lab-installed
+$(LAB_STAMP): $(STAMP)
+	$(PY) -m pip install -q "jupyterlab>=4"
+	@touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
