@@ -108,3 +108,11 @@ def test_legible_legends_raises_small_legend_text_only():
     assert b.get_legend().get_texts()[0].get_fontsize() == 12
     assert fig.legends[0].get_texts()[0].get_fontsize() == 9
     plt.close(fig)
+
+
+def test_every_registered_method_has_a_colour() -> None:
+    from sam_hallucination.methods import METHODS
+    from sam_hallucination.plotting import METHOD_COLORS
+
+    missing = sorted(set(METHODS) - set(METHOD_COLORS))
+    assert not missing, f"add a colour to plotting.METHOD_COLORS for {missing}"

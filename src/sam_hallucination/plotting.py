@@ -32,6 +32,7 @@ METHOD_COLORS = {
     "usam": PALETTE["purple"],
     "switch": PALETTE["blue"],
     "rho-decay": PALETTE["green"],
+    "sgd-sam": PALETTE["sky"],
 }
 CYCLE = [PALETTE[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black")]
 # Inches: the width of the book's text column at the DPI below (660 CSS px at 1280 px).
