@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[dist
 psutil = pytest.importorskip("psutil")
 
 from sam_hallucination.data import load_dataset  # noqa: E402
-from sam_hallucination.experiments import Sweep, get_sweep, load_results, run_sweep  # noqa: E402
+from sam_hallucination.experiments import Sweep, get_sweep, load_results, main, run_sweep  # noqa: E402
 from sam_hallucination.runs.ray_backend import FAILURES_LOG  # noqa: E402
 
 SMOKE = get_sweep("smoke")
@@ -89,11 +89,13 @@ def test_killed_driver_resumes_without_duplicates_or_partial_files(tmp_path):
     assert 1 <= len(before) < len(SMOKE), (tmp_path / "driver1.log").read_text()
     assert not [n for n in files(folder) if n.endswith(".tmp")]
 
+    shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     env["RAY_TMPDIR"] = short_tmp()
     try:
         again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     finally:
         kill_started_by(env["RAY_TMPDIR"])
+        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{len(before)} done (0 diverged), {len(SMOKE) - len(before)} left" in again.stdout
     assert files(folder) == sorted(f"{c.run_id()}.json" for c in SMOKE.runs)  # once each
@@ -106,7 +108,7 @@ def local_ray():
     tmp = short_tmp()
     ray.init(num_cpus=2, _temp_dir=tmp, **LEAN)
     try:
-        yield
+        yield tmp
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,12 +150,14 @@ def test_killed_worker_is_retried_and_every_run_lands_once(tmp_path, local_ray, 
 
     def killer() -> None:
         while not stop.is_set() and not killed:
-            for p in psutil.process_iter(["pid", "name", "cmdline"]):
-                if "ray::sam_run" in " ".join(p.info["cmdline"] or []):
-                    with contextlib.suppress(OSError):
+            for p in psutil.process_iter(["pid", "cmdline"]):
+                if "ray::sam_run" not in " ".join(p.info["cmdline"] or []):
+                    continue
+                with contextlib.suppress(psutil.Error, OSError):  # a worker of our instance
+                    if local_ray in " ".join(p.parent().cmdline()):  # its raylet names our dir
                         os.kill(p.info["pid"], signal.SIGKILL)
                         killed.append(p.info["pid"])
-                    break
+                        break
             time.sleep(0.02)
 
     t = threading.Thread(target=killer)
@@ -189,10 +193,13 @@ def test_a_run_that_raises_is_reported_and_the_others_go_on(tmp_path, local_ray,
     assert again["ran"] == [] and list(again["failed"]) == [bad.run_id()]
 
 
-def test_clear_errors(tmp_path):
+def test_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="gpus-per-run 1"):
         run_sweep("smoke", results_dir=tmp_path, device="cuda", backend="ray")
     with pytest.raises(ValueError, match="backend must be"):
         run_sweep("smoke", results_dir=tmp_path, backend="dask")
     dry = run_sweep("smoke", results_dir=tmp_path, backend="ray", gpus_per_run=0.5, dry_run=True)
     assert dry["left"] == len(SMOKE) and dry["estimate_s"] > 0  # no Ray needed, device cuda
+    with pytest.raises(SystemExit):
+        main(["smoke", "--address", "auto"])  # only with --backend ray
+    assert "only apply with --backend ray" in capsys.readouterr().err
