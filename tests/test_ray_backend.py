@@ -53,11 +53,16 @@ def short_tmp() -> str:
 
 
 def kill_started_by(marker: str) -> None:
-    """SIGKILL the processes whose command line names ``marker`` (a Ray temp dir we made)."""
+    """SIGKILL the processes whose command line names ``marker`` (a Ray temp dir we made), and
+    their descendants (workers and agents, renamed ``ray::…``), by PID."""
+    ours: set[int] = set()
     for p in psutil.process_iter(["pid", "cmdline"]):
         if any(marker in part for part in (p.info["cmdline"] or [])):
-            with contextlib.suppress(OSError):  # gone already
-                os.kill(p.info["pid"], signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                ours |= {p.pid} | {c.pid for c in p.children(recursive=True)}
+    for pid in ours:
+        with contextlib.suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)
 
 
 def files(folder: Path) -> list[str]:
@@ -72,6 +77,7 @@ def test_killed_driver_resumes_without_duplicates_or_partial_files(tmp_path):
     cmd = [sys.executable, "-m", "sam_hallucination.experiments", "smoke", "--device", "cpu",
            "--results", str(results), "--backend", "ray", "--no-progress"]
     log = open(tmp_path / "driver1.log", "w")
+    tree: list[psutil.Process] = []
     driver = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)
     try:
@@ -79,12 +85,15 @@ def test_killed_driver_resumes_without_duplicates_or_partial_files(tmp_path):
         while not list(folder.glob("*.json")) and driver.poll() is None:
             assert time.monotonic() < deadline, "no result within 120 s"
             time.sleep(0.02)
+        tree = psutil.Process(driver.pid).children(recursive=True)  # its local Ray
         os.kill(driver.pid, signal.SIGKILL)  # mid-sweep, no chance to clean up
         driver.wait()
     finally:
         log.close()
-        time.sleep(1)
-        kill_started_by(env["RAY_TMPDIR"])  # the local Ray the killed driver left behind
+        for proc in tree:  # what the killed driver left behind (psutil checks it is the same)
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        kill_started_by(env["RAY_TMPDIR"])
     before = {p.name: p.read_bytes() for p in folder.glob("*.json")}
     assert 1 <= len(before) < len(SMOKE), (tmp_path / "driver1.log").read_text()
     assert not [n for n in files(folder) if n.endswith(".tmp")]
@@ -140,6 +149,9 @@ def test_smoke_sweep_on_ray_equals_serial(tmp_path, local_ray, fashion):
         assert px["torch_threads"] == py["torch_threads"] == 1
         assert py["node"] and py["ray_node_id"]
     assert files(tmp_path / "r" / "smoke") == files(tmp_path / "s" / "smoke")  # no extra files
+    again = run_sweep("smoke", results_dir=tmp_path / "r", device="cpu", progress=False,
+                      backend="ray")
+    assert again["ran"] == [] and again["done"] == len(SMOKE) and again["left"] == 0
 
 
 def test_killed_worker_is_retried_and_every_run_lands_once(tmp_path, local_ray, fashion):
@@ -191,6 +203,14 @@ def test_a_run_that_raises_is_reported_and_the_others_go_on(tmp_path, local_ray,
     assert bad.run_id() in logged and "Traceback" in logged
     again = run_sweep(sweep, **kw)
     assert again["ran"] == [] and list(again["failed"]) == [bad.run_id()]
+
+
+def test_time_budget_cancels_what_is_unfinished(tmp_path, local_ray, fashion):
+    sweep = Sweep("budget", "x", SMOKE.runs[:2])
+    out = run_sweep(sweep, results_dir=tmp_path, device="cpu", progress=False, backend="ray",
+                    datasets={"fashion-mnist": fashion}, time_budget=1e-6)
+    assert out["ran"] == [] and out["left"] == 2 and out["failed"] == {}
+    assert files(tmp_path / "budget") == []
 
 
 def test_clear_errors(tmp_path, capsys):

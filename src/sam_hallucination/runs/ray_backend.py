@@ -20,7 +20,7 @@ import re
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ def _task(execute: Callable[..., Any], config: RunConfig, sweep_name: str, devic
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to ``address`` (or start a local instance); True if this call started it."""
+    """Connect to ``address`` or start a local instance; True if this call did (then it shuts
+    Ray down at the end: a cluster keeps running, a local instance stops)."""
     if ray.is_initialized():
         return False
     if address:
@@ -77,11 +78,41 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _log_failure(folder: Path, run_id: str, error: str, detail: str) -> None:
+def _gather(ray: Any, pending: dict[Any, RunConfig], time_budget: float | None, t0: float,
+            name: str, progress: bool) -> Iterator[tuple[RunConfig, Any]]:
+    """Each task's config and (record, weights) or its exception, as the tasks finish."""
+    from ray.exceptions import RayError
+
+    with tqdm(total=len(pending), desc=name, unit="run", disable=not progress) as bar:
+        while pending:
+            timeout = None if time_budget is None else time_budget - (time.perf_counter() - t0)
+            if timeout is not None and timeout <= 0:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                print(f"[{name}] time budget spent: cancelled {len(pending)} runs")
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+            for ref in ready:
+                c = pending.pop(ref)
+                try:
+                    got = ray.get(ref)
+                except RayError as e:
+                    got = e
+                bar.update()
+                yield c, got
+
+
+def _record_failure(folder: Path, run_id: str, e: BaseException) -> str:
+    """Append the failure to the sweep's log; return its one-line summary."""
+    cause = getattr(e, "cause", None) or e  # RayTaskError wraps the run's own exception
+    error = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
+    detail = getattr(e, "traceback_str", None) or "".join(traceback.format_exception(e))
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with open(folder / FAILURES_LOG, "a") as f:
-        f.write(f"== {stamp} {run_id} (driver {socket.gethostname()}, backend ray)\n{error}\n"
+        f.write(f"== {stamp} {run_id} (worker {getattr(e, 'ip', '?')}, driver "
+                f"{socket.gethostname()}, backend ray)\n{error}\n"
                 f"{re.sub(ANSI, '', detail).rstrip()}\n")
+    return error
 
 
 def run_on_ray(sweep_name: str, todo: list[RunConfig], finished: list[dict[str, Any]],
@@ -103,59 +134,38 @@ def run_on_ray(sweep_name: str, todo: list[RunConfig], finished: list[dict[str, 
         raise ValueError("device cuda with gpus_per_run 0: Ray would give the runs no GPU; "
                          "pass --gpus-per-run 1 (or a fraction such as 0.25 to share one)")
     ray = import_ray()
-    from ray.exceptions import RayError
-
-    started = _connect(ray, address)
     t0 = time.perf_counter()
     n_div = sum(r["status"] == "diverged" for r in finished)
     ran: list[str] = []
     failed: dict[str, str] = {}
+    started = bool(todo) and _connect(ray, address)  # nothing left: no cluster needed
     try:
         task = ray.remote(_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
                                          max_retries=max_retries, retry_exceptions=False,
                                          name="sam_run")
-        refs = {ds: ray.put(d) for ds, d in datasets.items()}  # given data: shared, not reloaded
-        threads = max(1, int(cpus_per_run))
+        refs = {ds: ray.put(d) for ds, d in datasets.items()} if todo else {}  # shared, not reloaded
         root = None if data_root is None else str(data_root)
         pending = {task.remote(execute, c, sweep_name, device, root, refs.get(c.dataset),
-                               threads, save_models): c for c in todo}
-        have = ray.cluster_resources()
-        print(f"[{sweep_name}] submitted {len(pending)} runs to Ray ({cpus_per_run:g} CPU, "
-              f"{gpus_per_run:g} GPU each; cluster: {have.get('CPU', 0):g} CPU, "
-              f"{have.get('GPU', 0):g} GPU)")
-        bar = tqdm(total=len(pending), desc=sweep_name, unit="run", disable=not progress)
-        while pending:
-            timeout = None if time_budget is None else time_budget - (time.perf_counter() - t0)
-            if timeout is not None and timeout <= 0:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                print(f"[{sweep_name}] time budget spent: cancelled {len(pending)} runs")
-                break
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
-            for ref in ready:
-                c = pending.pop(ref)
-                try:
-                    rec, state = ray.get(ref)
-                except RayError as e:  # the run raised (RayTaskError), or its retries are spent
-                    cause = getattr(e, "cause", None) or e
-                    error = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
-                    failed[c.run_id()] = error
-                    detail = getattr(e, "traceback_str", None) or "".join(
-                        traceback.format_exception(e))
-                    _log_failure(folder, c.run_id(), error, f"on {getattr(e, 'ip', '?')}\n{detail}")
-                    bar.write(f"  {c.run_id()}: FAILED, {error}")
-                    bar.update()
-                    continue
-                store(folder, rec, state)
-                finished.append(rec)
-                ran.append(c.run_id())
-                n_div += rec["status"] == "diverged"
-                acc = rec["final"]["test_acc"]
-                bar.write(f"  {c.run_id()}: {rec['status']}, test acc "
-                          f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s "
-                          f"on {rec['provenance']['node']}")
-                bar.update()
-        bar.close()
+                               max(1, int(cpus_per_run)), save_models): c for c in todo}
+        if todo:
+            have = ray.cluster_resources()
+            print(f"[{sweep_name}] submitted {len(todo)} runs to Ray ({cpus_per_run:g} CPU, "
+                  f"{gpus_per_run:g} GPU each; cluster: {have.get('CPU', 0):g} CPU, "
+                  f"{have.get('GPU', 0):g} GPU)")
+        for c, got in _gather(ray, pending, time_budget, t0, sweep_name, progress):
+            if isinstance(got, BaseException):  # the run raised, or its retries are spent
+                failed[c.run_id()] = _record_failure(folder, c.run_id(), got)
+                tqdm.write(f"  {c.run_id()}: FAILED, {failed[c.run_id()]}")
+                continue
+            rec, state = got
+            store(folder, rec, state)
+            finished.append(rec)
+            ran.append(c.run_id())
+            n_div += rec["status"] == "diverged"
+            acc = rec["final"]["test_acc"]
+            tqdm.write(f"  {c.run_id()}: {rec['status']}, test acc "
+                       f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s "
+                       f"on {rec['provenance']['node']}")
     finally:
         if started:
             ray.shutdown()
