@@ -17,6 +17,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
+# The tests also need the optional extra `distributed` (Ray, for the sweep runner's Ray
+# backend); the book does not, so only the test targets depend on this stamp.
+TEST_STAMP := $(VENV)/.installed-distributed
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[distributed]'
+	@touch $(TEST_STAMP)
+
 # MathJax 3 is served from the book itself, not from a CDN, so math renders offline.
 MATHJAX_VERSION := 3.2.2
 MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
@@ -59,7 +66,7 @@ test: lint unit nbval
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts tools $(wildcard benchmarks)
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: $(STAMP)

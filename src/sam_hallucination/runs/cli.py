@@ -3,6 +3,7 @@
     python -m sam_hallucination.experiments --list
     python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
         [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--dry-run]
+        [--backend ray [--address auto] [--gpus-per-run 0.5] [--cpus-per-run 2]]
 """
 
 from __future__ import annotations
@@ -33,7 +34,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="also save each run's final weights as <run_id>.pt")
     p.add_argument("--seeds", default=None,
                    help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
+    p.add_argument("--backend", choices=("serial", "ray"), default="serial",
+                   help="serial (default: one run after another here) or ray (one Ray task a run)")
+    p.add_argument("--address", default=None,
+                   help="with --backend ray: a running cluster (auto, host:port); "
+                        "default: start a local Ray instance")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="with --backend ray: GPUs a run reserves, may be fractional (default 0; "
+                        "> 0 makes --device auto mean cuda)")
+    p.add_argument("--cpus-per-run", type=float, default=None,
+                   help="with --backend ray: CPUs a run reserves, also its torch threads (default 1)")
     a = p.parse_args(argv)
+    ray_only = [f for f, v in (("--address", a.address), ("--gpus-per-run", a.gpus_per_run),
+                                ("--cpus-per-run", a.cpus_per_run)) if v is not None]
+    if a.backend != "ray" and ray_only:
+        p.error(f"{', '.join(ray_only)} only apply with --backend ray")
     if a.list or not a.sweep:
         for name, make in SWEEPS.items():
             s = make()
@@ -45,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
-    run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
-              max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
-              progress=not a.no_progress, save_models=a.save_models, seeds=seeds)
-    return 0
+    out = run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
+                    max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
+                    progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
+                    backend=a.backend, address=a.address,
+                    gpus_per_run=a.gpus_per_run or 0.0, cpus_per_run=a.cpus_per_run or 1.0)
+    return 1 if out.get("failed") else 0
 
 
 if __name__ == "__main__":

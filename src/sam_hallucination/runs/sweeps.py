@@ -8,6 +8,7 @@ or corrupt files. A diverged run counts as finished.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -177,12 +178,35 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     return per_epoch * sam_factor * work / 50_000
 
 
+def execute_run(config: RunConfig, dataset: ImageDataset, sweep_name: str, device: str,
+                progress: bool = True, keep_model: bool = False, backend: str = "serial"
+                ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """One run, on any backend: train, its result record, and its CPU weights if kept."""
+    out = train(config, dataset, device=device, progress=progress)
+    rec = result_record(config, out, sweep_name, device)
+    rec["provenance"].update(backend=backend, node=socket.gethostname())
+    state = {k: v.cpu() for k, v in out["model"].state_dict().items()} if keep_model else None
+    return rec, state
+
+
+def store_result(folder: Path, rec: dict[str, Any], state: dict[str, torch.Tensor] | None) -> None:
+    """Write a run's weights (when given), then its record, each atomically."""
+    if state is not None:  # weights first: a result file never points at missing weights
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{rec['run_id']}.", suffix=".tmp")
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, folder / f"{rec['run_id']}.pt")
+    write_json_atomic(folder / f"{rec['run_id']}.json", rec)
+
+
 def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = None,
               device: str = "auto", results_dir: str | os.PathLike = "results",
               max_runs: int | None = None, time_budget: float | None = None,
               dry_run: bool = False, progress: bool = True,
               datasets: dict[str, ImageDataset] | None = None,
-              save_models: bool = False, seeds: Iterable[int] | None = None) -> dict[str, Any]:
+              save_models: bool = False, seeds: Iterable[int] | None = None,
+              backend: str = "serial", address: str | None = None,
+              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
@@ -191,7 +215,11 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
     ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
     ``seeds`` restricts this call to the runs with those training seeds (counts too).
+    ``backend="ray"`` runs each run as a Ray task (see :mod:`.ray_backend`; ``address``,
+    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here, one by one.
     """
+    if backend not in ("serial", "ray"):
+        raise ValueError(f"backend must be 'serial' or 'ray', got {backend!r}")
     sweep = get_sweep(name_or_sweep)
     if seeds is not None:
         seeds = list(seeds)
@@ -202,8 +230,8 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device in (None, "auto"):  # on Ray the workers' devices count, not this machine's
+        device = "cuda" if (gpus_per_run if backend == "ray" else torch.cuda.is_available()) else "cpu"
     folder = Path(results_dir) / sweep.name
     done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
     finished = [r for r in done.values() if r is not None]
@@ -222,6 +250,13 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                 "estimate_s": total}
     datasets = dict(datasets or {})
     folder.mkdir(parents=True, exist_ok=True)
+    if backend == "ray":
+        from .ray_backend import run_on_ray
+        return run_on_ray(sweep.name, todo[:max_runs], finished, folder, execute_run, store_result,
+                          data_root=data_root, device=device, datasets=datasets,
+                          save_models=save_models, progress=progress, address=address,
+                          gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                          time_budget=time_budget)
     ran: list[str] = []
     t0 = time.perf_counter()
     for c in todo:
@@ -235,14 +270,8 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                 break
         if c.dataset not in datasets:
             datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
-        out = train(c, datasets[c.dataset], device=device, progress=progress)
-        rec = result_record(c, out, sweep.name, device)
-        if save_models:  # weights first: a result file never points at missing weights
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
-            os.close(fd)
-            torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
-            os.replace(tmp, folder / f"{c.run_id()}.pt")
-        write_json_atomic(folder / f"{c.run_id()}.json", rec)
+        rec, state = execute_run(c, datasets[c.dataset], sweep.name, device, progress, save_models)
+        store_result(folder, rec, state)
         finished.append(rec)
         ran.append(c.run_id())
         n_div += rec["status"] == "diverged"
