@@ -73,12 +73,13 @@ pass; normalisation still uses the batch statistics in train mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-from ..checks import check_radius
+from ..checks import check_radius, is_int
 from .perturbation import (
     VARIANTS,
     _norm_dtype,
@@ -94,6 +95,20 @@ Tensor = torch.Tensor
 __all__ = ["SAM", "SCHEDULES"]
 
 SCHEDULES = ("constant", "linear")
+
+
+def _check_adaptive(v: Any, name: str) -> None:
+    if not isinstance(v, bool):
+        raise TypeError(f"{name} must be True or False, got {v!r}; pass {name}=True for ASAM")
+
+
+def _check_lr(v: Any, name: str) -> None:
+    """A learning rate, when given: a finite real >= 0 (torch accepts NaN silently)."""
+    if v is None or isinstance(v, torch.Tensor):
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite real number >= 0, got {v!r}; "
+                         f"pass e.g. {name.split()[0]}=0.1")
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -166,10 +181,14 @@ class SAM(torch.optim.Optimizer):
         self._layout_key: tuple[int, ...] = ()
         self._uniform = True
 
-        defaults = dict(rho=rho, adaptive=bool(adaptive), **base_kwargs)
+        _check_adaptive(adaptive, "adaptive")
+        _check_lr(base_kwargs.get("lr"), "lr")
+        defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
             group["rho"] = check_radius(group["rho"], f"rho (param group {i})")
+            _check_adaptive(group["adaptive"], f"adaptive (param group {i})")
+            _check_lr(group.get("lr"), f"lr (param group {i})")
         self.base_optimizer = base_optimizer_cls(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups  # shared group dicts
         self.defaults.update(self.base_optimizer.defaults)
@@ -309,8 +328,10 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step: SAM (first_step, closure, second_step) or, before the switch, a base step.
 
-        The closure must re-evaluate the loss and call ``backward()``; it runs under
-        ``torch.enable_grad()`` and is not called while SAM is inactive. Returns the
+        The closure must re-evaluate the loss and call ``backward()`` (a closure that leaves
+        no gradient raises RuntimeError); it runs under ``torch.enable_grad()`` and is not
+        called while SAM is inactive. If the closure raises (out of memory, Ctrl-C), the
+        weights are restored to ``w`` bit-exactly before the exception propagates. Returns the
         closure's value (the loss at the perturbed weights), or ``None`` for a base step.
         """
         if getattr(self, "grad_scale", None) is not None:
@@ -325,10 +346,25 @@ class SAM(torch.optim.Optimizer):
             raise TypeError("SAM.step needs a closure that re-evaluates the loss and calls "
                             "backward(); or drive first_step()/second_step() by hand")
         self.first_step(zero_grad=True)
-        with torch.enable_grad():
-            loss = closure()
+        try:
+            with torch.enable_grad():
+                loss = closure()
+            if not any(p.grad is not None for p in self._perturbed):
+                raise RuntimeError(
+                    "the SAM closure computed no gradients: it must re-evaluate the loss and "
+                    "call loss.backward() (e.g. def closure(): loss_fn(model(x), y).backward())")
+        except BaseException:
+            self.restore()  # never leave w + e behind (OOM, Ctrl-C, a bad closure)
+            raise
         self.second_step()
         return loss
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Undo a pending ``first_step``: copy the saved weights back (bit-exact); no step."""
+        if self._perturbed:
+            foreach_copy(self._perturbed, self._saved)
+            self._perturbed = []
 
     # ------------------------------------------------------------------ checkpointing
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -339,10 +375,20 @@ class SAM(torch.optim.Optimizer):
         param_group.setdefault("rho", self.defaults["rho"])
         param_group.setdefault("adaptive", self.defaults["adaptive"])
         param_group["rho"] = check_radius(param_group["rho"], "rho (new param group)")
+        _check_adaptive(param_group["adaptive"], "adaptive (new param group)")
+        _check_lr(param_group.get("lr"), "lr (new param group)")
         self.base_optimizer.add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:
-        """Base optimizer state (incl. groups with rho/adaptive) + step count and schedule."""
+        """Base optimizer state (incl. groups with rho/adaptive) + step count and schedule.
+
+        Refused between ``first_step`` and ``second_step``: the model then holds the
+        perturbed weights ``w + e``, and a checkpoint of them would resume from the wrong point.
+        """
+        if self._perturbed:
+            raise RuntimeError("SAM.state_dict() called between first_step() and second_step(): "
+                               "the weights are perturbed; call second_step() (or restore()) "
+                               "before checkpointing")
         return {
             "base": self.base_optimizer.state_dict(),
             "sam": {
@@ -358,15 +404,36 @@ class SAM(torch.optim.Optimizer):
         """Inverse of :meth:`state_dict`; training resumes with identical steps."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"base", "sam"}:
             raise ValueError("state_dict must come from SAM.state_dict() (keys 'base', 'sam')")
+        sam = state_dict["sam"]
+        keys = {"step_count", "switch_step", "total_steps", "rho_schedule", "variant"}
+        if not isinstance(sam, dict) or not keys <= set(sam):
+            raise ValueError(f"state_dict['sam'] must hold {sorted(keys)}; pass the dict "
+                             "SAM.state_dict() returned")
+        if sam["variant"] not in VARIANTS:
+            raise ValueError(f"state_dict['sam']['variant'] must be one of {VARIANTS}, got "
+                             f"{sam['variant']!r}; the checkpoint is not from this SAM")
+        if sam["rho_schedule"] not in SCHEDULES:
+            raise ValueError(f"state_dict['sam']['rho_schedule'] must be one of {SCHEDULES}, "
+                             f"got {sam['rho_schedule']!r}; the checkpoint is not from this SAM")
+        for k in ("step_count", "switch_step"):
+            if not is_int(sam[k]) or sam[k] < 0:
+                raise ValueError(f"state_dict['sam'][{k!r}] must be an int >= 0, got "
+                                 f"{sam[k]!r}; the checkpoint is corrupted")
+        t = sam["total_steps"]
+        if t is not None and (not is_int(t) or t < 1):
+            raise ValueError(f"state_dict['sam']['total_steps'] must be None or an int >= 1, "
+                             f"got {t!r}; the checkpoint is corrupted")
+        if sam["rho_schedule"] == "linear" and t is None:
+            raise ValueError("state_dict['sam']: rho_schedule 'linear' needs total_steps; "
+                             "the checkpoint is corrupted")
+        self.restore()
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.param_groups = self.base_optimizer.param_groups
-        sam = state_dict["sam"]
-        self.step_count = int(sam["step_count"])
-        self.switch_step = int(sam["switch_step"])
-        self.total_steps = sam["total_steps"]
+        self.step_count = sam["step_count"]
+        self.switch_step = sam["switch_step"]
+        self.total_steps = t
         self.rho_schedule = sam["rho_schedule"]
         self.variant = sam["variant"]
-        self._perturbed = []
 
     def __repr__(self) -> str:
         return (f"SAM(base={type(self.base_optimizer).__name__}, variant={self.variant!r}, "
