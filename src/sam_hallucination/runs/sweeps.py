@@ -22,7 +22,16 @@ from ..data import ImageDataset, load_dataset
 from ..methods import get_method
 from .config import RunConfig
 from .loop import train
-from .store import read_result, result_record, write_json_atomic
+from .store import (
+    check_writable,
+    clean_stale_tmp,
+    finished_records,
+    result_record,
+    run_lock,
+    served_records,
+    validate_record,
+    write_json_atomic,
+)
 
 # Rough seconds per epoch over the full 50k-image training set, for an SGD run
 # (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
@@ -147,13 +156,10 @@ def load_results(sweep: str | Sweep, results_dir: str | os.PathLike = "results"
                  ) -> list[dict[str, Any]]:
     """All readable result records of a sweep, in the sweep's run order when known."""
     name = sweep.name if isinstance(sweep, Sweep) else sweep
-    folder = Path(results_dir) / name
-    recs = {p.stem: r for p in sorted(folder.glob("*.json")) if (r := read_result(p))}
-    order: list[str] = []
-    if isinstance(sweep, Sweep) or name in SWEEPS:
-        order = [c.run_id() for c in get_sweep(sweep).runs]
-    ordered = [recs.pop(i) for i in order if i in recs]
-    return ordered + list(recs.values())
+    known = isinstance(sweep, Sweep) or name in SWEEPS
+    # records are checked against the sweep's configs; refused files are named in a warning
+    return served_records(Path(results_dir) / name, get_sweep(sweep).runs if known else None,
+                          name)
 
 
 def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, Any]]) -> float:
@@ -197,6 +203,9 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         seeds = list(seeds)
         if not seeds or not all(is_int(x) and x >= 0 for x in seeds):
             raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+        if outside := sorted(set(seeds) - {c.seed for c in sweep.runs}):
+            raise ValueError(f"seeds {outside} are not in sweep {sweep.name!r} (its seeds: "
+                             f"{sorted({c.seed for c in sweep.runs})}); pass seeds it has")
         sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
     if max_runs is not None and (not is_int(max_runs) or max_runs < 0):
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
@@ -205,7 +214,7 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     folder = Path(results_dir) / sweep.name
-    done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
+    done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
     finished = [r for r in done.values() if r is not None]
     todo = [c for c in sweep.runs if done[c.run_id()] is None]
     n_div = sum(r["status"] == "diverged" for r in finished)
@@ -221,7 +230,8 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
                 "estimate_s": total}
     datasets = dict(datasets or {})
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder)  # before any training
+    clean_stale_tmp(folder)
     ran: list[str] = []
     t0 = time.perf_counter()
     for c in todo:
@@ -235,14 +245,18 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                 break
         if c.dataset not in datasets:
             datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
-        out = train(c, datasets[c.dataset], device=device, progress=progress)
-        rec = result_record(c, out, sweep.name, device)
-        if save_models:  # weights first: a result file never points at missing weights
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
-            os.close(fd)
-            torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
-            os.replace(tmp, folder / f"{c.run_id()}.pt")
-        write_json_atomic(folder / f"{c.run_id()}.json", rec)
+        with run_lock(folder, c.run_id()) as mine:
+            if not mine or validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]:
+                print(f"  {c.run_id()}: computed by another process, skipped")
+                continue
+            out = train(c, datasets[c.dataset], device=device, progress=progress)
+            rec = result_record(c, out, sweep.name, device)
+            if save_models:  # weights first: a result file never points at missing weights
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
+                os.close(fd)
+                torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
+                os.replace(tmp, folder / f"{c.run_id()}.pt")
+            write_json_atomic(folder / f"{c.run_id()}.json", rec)
         finished.append(rec)
         ran.append(c.run_id())
         n_div += rec["status"] == "diverged"
