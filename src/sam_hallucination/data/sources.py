@@ -14,6 +14,8 @@ import pickle
 import struct
 import tarfile
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -224,6 +226,11 @@ def decode_jpegs(buf: np.ndarray, offsets: np.ndarray, workers: int | None = Non
     return np.concatenate(parts)
 
 
+# A corrupt .npz raises any of these (a truncated zip: BadZipFile; a bad member: zlib.error).
+_NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "classes")
+
+
 def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = True
                    ) -> ImageDataset:
     if not path.exists():
@@ -233,15 +240,14 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
     st = path.stat()
     tag = f"cifar10_jpeg_{st.st_size}_{int(st.st_mtime)}"
     cfile = cache / f"{tag}.npz"
+    known = spec.hashes.get(path.name)
     if cfile.exists():
-        try:
-            with np.load(cfile, allow_pickle=False) as z:
-                arrs = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "classes")}
+        arrs, why = read_checked_cache(cfile, known)
+        if arrs is not None:
             return _jpeg_dataset(arrs, spec)
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # unreadable cache: decode again and overwrite it
-    if verify and path.name in spec.hashes:
-        verify_file(path, spec.hashes[path.name])
+        print(f"decoded-image cache {cfile} is not usable ({why}); decoding {path} again")
+    if verify and known:
+        verify_file(path, known)
     try:
         with np.load(path, allow_pickle=False) as z:
             src = {k: z[k] for k in z.files}
@@ -252,15 +258,73 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
             "y_test": src["test_labels"].astype(np.int64),
             "classes": np.asarray(src["classes"]).astype(str),
         }
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise DataIntegrityError(f"{path} is not a valid JPEG-copy .npz ({e})") from e
-    cache.mkdir(parents=True, exist_ok=True)
-    # Uncompressed .npz: loads in well under a second. Atomic write (temp + replace).
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{tag}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrs)
-    os.replace(tmp, cfile)
+    except _NPZ_ERRORS as e:
+        raise DataIntegrityError(
+            f"{path} is corrupted or not a valid JPEG-copy .npz ({type(e).__name__}: {e}); "
+            "delete it and copy it again (see shared/data/README.md)") from e
+    source_hash = known or f"sha256:{file_hash(path)}"
+    write_checked_cache(cache, cfile, arrs, source_hash)
     return _jpeg_dataset(arrs, spec)
+
+
+def _content_checks(arrs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What a cache records about its own arrays: shapes, label counts, a CRC-32 checksum."""
+    crc = 0
+    for k in _ARRAYS[:4]:
+        crc = zlib.crc32(np.ascontiguousarray(arrs[k]).data, crc)
+    return {"check_shapes": np.asarray([arrs[k].shape[0] for k in _ARRAYS[:4]]
+                                       + list(arrs["x_train"].shape[1:])),
+            "check_label_counts": np.bincount(arrs["y_train"], minlength=len(arrs["classes"])),
+            "check_crc32": np.asarray(crc, dtype=np.int64)}
+
+
+def read_checked_cache(cfile: Path, source_hash: str | None
+                       ) -> tuple[dict[str, np.ndarray] | None, str]:
+    """A decoded-image cache's arrays, or ``(None, why)`` if it fails any of its checks.
+
+    Checks: it loads (not truncated, not a bad zip), it was decoded from ``source_hash``
+    (when known), and its shapes, label counts and CRC-32 match what it recorded.
+    """
+    try:
+        with np.load(cfile, allow_pickle=False) as z:
+            arrs = {k: z[k] for k in _ARRAYS}
+            stored = {k: z[k] for k in ("check_shapes", "check_label_counts", "check_crc32",
+                                        "source_hash")}
+    except KeyError as e:
+        return None, f"no {e} entry: written by an older version"
+    except _NPZ_ERRORS as e:
+        return None, f"{type(e).__name__}: {e}"
+    if source_hash is not None and str(stored.pop("source_hash")) != source_hash:
+        return None, "decoded from another source file"
+    try:
+        got = _content_checks(arrs)
+    except (ValueError, TypeError, IndexError) as e:
+        return None, f"malformed arrays ({e})"
+    for k, v in got.items():
+        if not np.array_equal(v, stored[k]):
+            return None, f"{k.removeprefix('check_')} differ from the recorded ones"
+    return arrs, ""
+
+
+def write_checked_cache(cache: Path, cfile: Path, arrs: dict[str, np.ndarray],
+                        source_hash: str) -> None:
+    """Write the cache atomically with its checks; an unwritable folder only warns."""
+    import warnings
+
+    tmp = None
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        # Uncompressed .npz: loads in well under a second. Atomic write (temp + replace).
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{cfile.stem}.", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrs, **_content_checks(arrs), source_hash=np.asarray(source_hash))
+        os.replace(tmp, cfile)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        warnings.warn(f"cannot write the decoded-image cache in {cache} ({e.strerror or e}); "
+                      "going on without a cache (set SAM_CACHE_DIR to a writable folder)",
+                      stacklevel=3)
 
 
 def _jpeg_dataset(a: dict, spec: DatasetSpec) -> ImageDataset:
