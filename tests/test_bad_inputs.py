@@ -177,6 +177,15 @@ def test_one_point_functions_refuse_a_batch(call):
         call([[0.3, 0.25], [0.1, 0.4]])
 
 
+def test_measured_rate_refuses_a_batch_and_bad_sizes():
+    with pytest.raises(ValueError, match=r"x_star must be ONE point"):
+        D.measured_rate(RING, [[0.5, 0.0], [0.0, 0.5]], 1.5, 0.1)
+    with pytest.raises(ValueError, match=r"offset must be"):
+        D.measured_rate(RING, [0.5, 0.0], 1.5, 0.1, offset=math.nan)
+    with pytest.raises(ValueError, match=r"steps must be an int >= 1"):
+        D.measured_rate(RING, [0.5, 0.0], 1.5, 0.1, steps=0)
+
+
 def test_refine_critical_point_tolerances():
     with pytest.raises(ValueError, match="tol must be"):
         D.refine_critical_point(RING, [0.9, 0.1], tol=math.nan)

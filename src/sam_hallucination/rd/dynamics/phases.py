@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.func import hessian, vmap
 
-from ...checks import check_count, check_grid, check_tol
+from ...checks import check_count, check_grid, check_single_point, check_tol
 from ..landscapes import DTYPE, Landscape
 from .engine import METHODS, iterate, step_direction
 
@@ -189,7 +189,9 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
     the components along the smaller eigenvalues have died out further. NaN if fewer than
     10 steps qualify.
     """
-    x_star = torch.as_tensor(x_star, dtype=DTYPE)
+    x_star = check_single_point(x_star, landscape.dim, "x_star")
+    check_tol("offset", offset, positive=True)
+    check_count("steps", steps)
     v = torch.randn(x_star.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
     x0 = (x_star + offset * v / v.norm()).reshape(1, -1)
     h = iterate(landscape, x0, rho=rho, eta=eta, steps=steps, record_every=1).history[:, 0]
