@@ -7,7 +7,8 @@ if code and references disagree:
 * cell sources must be identical;
 * outputs of cells nbval checks (``# NBVAL_CHECK_OUTPUT``) must be identical after the
   sanitizers nbval uses (``tests/nbval_sanitize.cfg``): what nbval would compare;
-* every other text output (stream, ``text/plain``, ``text/html``, ``text/markdown``) must
+* every other text output (stream, ``text/plain``, ``text/html``, ``text/markdown``, and the
+  values ``glue()`` records for the prose, ``application/papermill.record/text/plain``) must
   have the same words and structure after those sanitizers, and every number must agree
   to a relative tolerance (``--rtol``, default 1e-3) or an absolute one (``--atol``, for
   numbers near 0).
@@ -64,7 +65,9 @@ def output_texts(cell: dict) -> list[str]:
             out.append(f"[{o.get('name')}] " + _join(o.get("text", "")))
         elif kind in ("execute_result", "display_data"):
             data = o.get("data", {})
-            parts = [f"<{m}> " + _join(data[m]) for m in TEXT_MIMES if m in data]
+            # glue() records (application/papermill.record/text/plain) are text too
+            parts = [f"<{m}> " + _join(data[m]) for m in sorted(data)
+                     if m.endswith(TEXT_MIMES)]
             out.append("\n".join(parts))
         elif kind == "error":
             out.append(f"[error] {o.get('ename')}: {o.get('evalue')}")
