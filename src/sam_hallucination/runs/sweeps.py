@@ -1,8 +1,9 @@
 """Named sweeps (ordered lists of runs) and their resumable execution.
 
-``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing
-or unreadable, writing each file atomically, so a killed sweep resumes without duplicates
-or corrupt files. A diverged run counts as finished.
+``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing,
+unreadable or not that run's (run id, config and schema are checked; see
+:func:`~.store.validate_record`), writing each file atomically under a per-run lock, so a
+killed sweep resumes without duplicates or corrupt files. A diverged run counts as finished.
 """
 
 from __future__ import annotations
