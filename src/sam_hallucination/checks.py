@@ -109,3 +109,24 @@ def check_grid(name: str, values: Any) -> Any:
         raise ValueError(f"{name} must be a non-empty 1-D array of finite values > 0, "
                          f"got {values!r}")
     return a
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False exactly ("False", 0 and None are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}; pass {name}=True or "
+                        f"{name}=False")
+    return value
+
+
+def check_lr(value: Any, name: str = "lr") -> None:
+    """A learning rate when given (None and tensors pass): a finite real >= 0.
+
+    torch's optimizers accept lr=nan silently.
+    """
+    if value is None or isinstance(value, torch.Tensor):
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0):
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}; "
+                         f"pass e.g. {name.split()[0]}=0.1")

@@ -73,13 +73,12 @@ pass; normalisation still uses the batch statistics in train mode.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-from ..checks import check_radius, is_int
+from ..checks import check_bool, check_lr, check_radius
 from .perturbation import (
     VARIANTS,
     _norm_dtype,
@@ -89,26 +88,12 @@ from .perturbation import (
     global_norm,
     perturbation_scale,
 )
+from .state import SCHEDULES, check_group, check_sam_state, resolve_switch
 
 Tensor = torch.Tensor
 
 __all__ = ["SAM", "SCHEDULES"]
 
-SCHEDULES = ("constant", "linear")
-
-
-def _check_adaptive(v: Any, name: str) -> None:
-    if not isinstance(v, bool):
-        raise TypeError(f"{name} must be True or False, got {v!r}; pass {name}=True for ASAM")
-
-
-def _check_lr(v: Any, name: str) -> None:
-    """A learning rate, when given: a finite real >= 0 (torch accepts NaN silently)."""
-    if v is None or isinstance(v, torch.Tensor):
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite real number >= 0, got {v!r}; "
-                         f"pass e.g. {name.split()[0]}=0.1")
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -169,7 +154,7 @@ class SAM(torch.optim.Optimizer):
         if rho_schedule == "linear" and total_steps is None:
             raise ValueError("rho_schedule='linear' needs total_steps (the run length) so that "
                              "rho reaches 0 at the last step; pass total_steps=...")
-        self.switch_step = self._resolve_switch(switch_at, total_steps)
+        self.switch_step = resolve_switch(switch_at, total_steps)
         self.variant = variant
         self.total_steps = total_steps
         self.rho_schedule = rho_schedule
@@ -181,39 +166,15 @@ class SAM(torch.optim.Optimizer):
         self._layout_key: tuple[int, ...] = ()
         self._uniform = True
 
-        _check_adaptive(adaptive, "adaptive")
-        _check_lr(base_kwargs.get("lr"), "lr")
+        check_bool(adaptive, "adaptive")
+        check_lr(base_kwargs.get("lr"), "lr")
         defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
-            group["rho"] = check_radius(group["rho"], f"rho (param group {i})")
-            _check_adaptive(group["adaptive"], f"adaptive (param group {i})")
-            _check_lr(group.get("lr"), f"lr (param group {i})")
+            check_group(group, f"param group {i}")
         self.base_optimizer = base_optimizer_cls(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups  # shared group dicts
         self.defaults.update(self.base_optimizer.defaults)
-
-    @staticmethod
-    def _resolve_switch(switch_at: int | float, total_steps: int | None) -> int:
-        if isinstance(switch_at, bool) or not isinstance(switch_at, (int, float)):
-            raise TypeError(f"switch_at must be an int step or a float fraction in [0, 1), "
-                            f"got {switch_at!r}")
-        if isinstance(switch_at, float):
-            if not (0.0 <= switch_at < 1.0):
-                raise ValueError(f"switch_at as a fraction must lie in [0, 1), got {switch_at!r}; "
-                                 "pass an int for a step index")
-            if total_steps is None:
-                raise ValueError("switch_at as a fraction needs total_steps; pass total_steps=... "
-                                 "or an int switch_at")
-            k = round(switch_at * total_steps)
-        else:
-            k = int(switch_at)
-        if k < 0:
-            raise ValueError(f"switch_at must be >= 0, got {switch_at!r}")
-        if total_steps is not None and k >= total_steps:
-            raise ValueError(f"switch_at={switch_at!r} gives switch step {k} >= total_steps="
-                             f"{total_steps}: SAM would never run; use a smaller switch_at")
-        return k
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -328,10 +289,9 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step: SAM (first_step, closure, second_step) or, before the switch, a base step.
 
-        The closure must re-evaluate the loss and call ``backward()`` (a closure that leaves
-        no gradient raises RuntimeError); it runs under ``torch.enable_grad()`` and is not
-        called while SAM is inactive. If the closure raises (out of memory, Ctrl-C), the
-        weights are restored to ``w`` bit-exactly before the exception propagates. Returns the
+        The closure must re-evaluate the loss and call ``backward()`` (else RuntimeError); it
+        runs under ``torch.enable_grad()``, not while SAM is inactive. If it raises (OOM,
+        Ctrl-C), ``w`` is restored bit-exactly before the exception propagates. Returns the
         closure's value (the loss at the perturbed weights), or ``None`` for a base step.
         """
         if getattr(self, "grad_scale", None) is not None:
@@ -374,16 +334,13 @@ class SAM(torch.optim.Optimizer):
             return
         param_group.setdefault("rho", self.defaults["rho"])
         param_group.setdefault("adaptive", self.defaults["adaptive"])
-        param_group["rho"] = check_radius(param_group["rho"], "rho (new param group)")
-        _check_adaptive(param_group["adaptive"], "adaptive (new param group)")
-        _check_lr(param_group.get("lr"), "lr (new param group)")
+        check_group(param_group, "new param group")
         self.base_optimizer.add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:
         """Base optimizer state (incl. groups with rho/adaptive) + step count and schedule.
 
-        Refused between ``first_step`` and ``second_step``: the model then holds the
-        perturbed weights ``w + e``, and a checkpoint of them would resume from the wrong point.
+        Refused between ``first_step`` and ``second_step`` (the weights are then ``w + e``).
         """
         if self._perturbed:
             raise RuntimeError("SAM.state_dict() called between first_step() and second_step(): "
@@ -405,33 +362,13 @@ class SAM(torch.optim.Optimizer):
         if not isinstance(state_dict, dict) or set(state_dict) != {"base", "sam"}:
             raise ValueError("state_dict must come from SAM.state_dict() (keys 'base', 'sam')")
         sam = state_dict["sam"]
-        keys = {"step_count", "switch_step", "total_steps", "rho_schedule", "variant"}
-        if not isinstance(sam, dict) or not keys <= set(sam):
-            raise ValueError(f"state_dict['sam'] must hold {sorted(keys)}; pass the dict "
-                             "SAM.state_dict() returned")
-        if sam["variant"] not in VARIANTS:
-            raise ValueError(f"state_dict['sam']['variant'] must be one of {VARIANTS}, got "
-                             f"{sam['variant']!r}; the checkpoint is not from this SAM")
-        if sam["rho_schedule"] not in SCHEDULES:
-            raise ValueError(f"state_dict['sam']['rho_schedule'] must be one of {SCHEDULES}, "
-                             f"got {sam['rho_schedule']!r}; the checkpoint is not from this SAM")
-        for k in ("step_count", "switch_step"):
-            if not is_int(sam[k]) or sam[k] < 0:
-                raise ValueError(f"state_dict['sam'][{k!r}] must be an int >= 0, got "
-                                 f"{sam[k]!r}; the checkpoint is corrupted")
-        t = sam["total_steps"]
-        if t is not None and (not is_int(t) or t < 1):
-            raise ValueError(f"state_dict['sam']['total_steps'] must be None or an int >= 1, "
-                             f"got {t!r}; the checkpoint is corrupted")
-        if sam["rho_schedule"] == "linear" and t is None:
-            raise ValueError("state_dict['sam']: rho_schedule 'linear' needs total_steps; "
-                             "the checkpoint is corrupted")
+        check_sam_state(sam)
         self.restore()
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.param_groups = self.base_optimizer.param_groups
         self.step_count = sam["step_count"]
         self.switch_step = sam["switch_step"]
-        self.total_steps = t
+        self.total_steps = sam["total_steps"]
         self.rho_schedule = sam["rho_schedule"]
         self.variant = sam["variant"]
 
