@@ -340,6 +340,7 @@ def test_cache_of_another_source_is_re_decoded(jpeg, capsys):
     npz, cache, cfile, ds = jpeg
     arrs, why = S.read_checked_cache(cfile, "sha256:" + "0" * 64)
     assert arrs is None and "another source" in why
+    assert stat.S_IMODE(cfile.stat().st_mode) & 0o444 == 0o444  # a shared cache is readable
 
 
 def test_unwritable_cache_folder_warns_and_still_loads(tmp_path, monkeypatch):
@@ -357,6 +358,21 @@ def test_corrupt_source_under_any_name_is_an_integrity_error(tmp_path, name):
     bad.write_bytes(b"PK\x03\x04 truncated zip")
     with pytest.raises(DataIntegrityError, match=name):
         load_dataset("cifar10-jpeg", root=bad, cache_dir=tmp_path / "c")
+
+
+def test_inconsistent_source_is_an_integrity_error(tmp_path):
+    npz = tmp_path / "mine.npz"
+    make_jpeg_npz(npz)
+    with np.load(npz) as z:
+        d = {k: z[k] for k in z.files}
+    d["train_labels"] = d["train_labels"][:-1]  # one label short
+    np.savez(npz, **d)
+    with pytest.raises(DataIntegrityError, match="mine.npz.*11 labels"):
+        load_dataset("cifar10-jpeg", root=npz, cache_dir=tmp_path / "c")
+    d["train_labels"] = np.full(12, 10, dtype=np.uint8)  # class 10 of 10
+    np.savez(npz, **d)
+    with pytest.raises(DataIntegrityError, match="labels outside 0..9"):
+        load_dataset("cifar10-jpeg", root=npz, cache_dir=tmp_path / "c")
 
 
 def test_truncated_source_is_an_integrity_error(tmp_path):

@@ -258,6 +258,7 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
             "y_test": src["test_labels"].astype(np.int64),
             "classes": np.asarray(src["classes"]).astype(str),
         }
+        _check_decoded(arrs)
     except _NPZ_ERRORS as e:
         raise DataIntegrityError(
             f"{path} is corrupted or not a valid JPEG-copy .npz ({type(e).__name__}: {e}); "
@@ -265,6 +266,16 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
     source_hash = known or f"sha256:{file_hash(path)}"
     write_checked_cache(cache, cfile, arrs, source_hash)
     return _jpeg_dataset(arrs, spec)
+
+
+def _check_decoded(a: dict[str, np.ndarray]) -> None:
+    """ValueError unless images and labels agree in number and labels index the classes."""
+    for split in ("train", "test"):
+        x, y = a[f"x_{split}"], a[f"y_{split}"]
+        if x.ndim != 4 or len(x) != len(y):
+            raise ValueError(f"{split}: {len(y)} labels for images of shape {x.shape}")
+        if len(y) and not (0 <= y.min() and y.max() < len(a["classes"])):
+            raise ValueError(f"{split} labels outside 0..{len(a['classes']) - 1}")
 
 
 def _content_checks(arrs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -318,6 +329,7 @@ def write_checked_cache(cache: Path, cfile: Path, arrs: dict[str, np.ndarray],
         fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{cfile.stem}.", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrs, **_content_checks(arrs), source_hash=np.asarray(source_hash))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must be readable
         os.replace(tmp, cfile)
     except OSError as e:
         if tmp is not None:
