@@ -10,6 +10,13 @@ Schema (``schema_version``):
 
 :func:`read_result` reads every version; records older than 3 get ``schema_notes``, a list
 of sentences saying what they lack.
+
+A file is trusted only after :func:`validate_record` checked it against the config it should
+hold (run id, config, sweep, schema, required fields): sweeps recompute a failing file
+(:func:`finished_records`), the chapters refuse it (:func:`served_records`), and both name it.
+Sweeps also check the folder is writable first (:func:`check_writable`), hold a per-run
+``flock`` while computing (:func:`run_lock`) and remove stale temporary files
+(:func:`clean_stale_tmp`). Result files are written world-readable (mode 0644).
 """
 
 from __future__ import annotations
