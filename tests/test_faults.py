@@ -209,7 +209,12 @@ def test_truncated_result_file_is_named_and_recomputed(finished, capsys):
 
 def test_result_files_world_readable_and_stale_tmp_cleaned(finished, capsys):
     sw, folder = finished
-    for p in folder.glob("*.json"):
+    (folder / f"{sw.runs[1].run_id()}.json").unlink()
+    run_sweep(sw, results_dir=folder.parent, device="cpu", progress=False, datasets=SYN,
+              save_models=True)
+    files = list(folder.glob("*.json")) + list(folder.glob("*.pt"))
+    assert len(files) == 3
+    for p in files:
         assert stat.S_IMODE(p.stat().st_mode) & 0o444 == 0o444
     old, new = folder / ".x.123.tmp", folder / ".y.456.tmp"
     old.write_text("{")

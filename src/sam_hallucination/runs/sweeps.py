@@ -24,6 +24,7 @@ from ..methods import get_method
 from .config import RunConfig
 from .loop import train
 from .store import (
+    FILE_MODE,
     check_writable,
     clean_stale_tmp,
     finished_records,
@@ -256,6 +257,7 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                 fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
                 os.close(fd)
                 torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
+                os.chmod(tmp, FILE_MODE)
                 os.replace(tmp, folder / f"{c.run_id()}.pt")
             write_json_atomic(folder / f"{c.run_id()}.json", rec)
         finished.append(rec)
