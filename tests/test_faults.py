@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from sam_hallucination.data import DataIntegrityError, load_dataset
-from sam_hallucination.data import sources as S
+from sam_hallucination.data import cache as C
 from sam_hallucination.experiments import RunConfig, Sweep, grid, load_results, run_sweep
 from sam_hallucination.fullbatch import FullBatchConfig, Problem
 from sam_hallucination.optim import SAM
@@ -338,12 +338,12 @@ def test_corrupted_cache_is_re_decoded(jpeg, capsys, corrupt):
     assert cfile.name in log and "decoding" in log
     np.testing.assert_array_equal(again.x_train, ds.x_train)
     np.testing.assert_array_equal(again.y_train, ds.y_train)
-    assert S.read_checked_cache(cfile, None)[0] is not None  # rewritten, valid
+    assert C.read_checked_cache(cfile, None)[0] is not None  # rewritten, valid
 
 
 def test_cache_of_another_source_is_re_decoded(jpeg, capsys):
     npz, cache, cfile, ds = jpeg
-    arrs, why = S.read_checked_cache(cfile, "sha256:" + "0" * 64)
+    arrs, why = C.read_checked_cache(cfile, "sha256:" + "0" * 64)
     assert arrs is None and "another source" in why
     assert stat.S_IMODE(cfile.stat().st_mode) & 0o444 == 0o444  # a shared cache is readable
 

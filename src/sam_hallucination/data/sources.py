@@ -13,9 +13,6 @@ import os
 import pickle
 import struct
 import tarfile
-import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import repo_root
+from .cache import NPZ_ERRORS, check_decoded, read_checked_cache, write_checked_cache
 from .registry import DATASETS, IDX_FILES, DataIntegrityError, DatasetSpec, ImageDataset
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -226,11 +224,6 @@ def decode_jpegs(buf: np.ndarray, offsets: np.ndarray, workers: int | None = Non
     return np.concatenate(parts)
 
 
-# A corrupt .npz raises any of these (a truncated zip: BadZipFile; a bad member: zlib.error).
-_NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
-_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "classes")
-
-
 def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = True
                    ) -> ImageDataset:
     if not path.exists():
@@ -258,85 +251,14 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
             "y_test": src["test_labels"].astype(np.int64),
             "classes": np.asarray(src["classes"]).astype(str),
         }
-        _check_decoded(arrs)
-    except _NPZ_ERRORS as e:
+        check_decoded(arrs)
+    except NPZ_ERRORS as e:
         raise DataIntegrityError(
             f"{path} is corrupted or not a valid JPEG-copy .npz ({type(e).__name__}: {e}); "
             "delete it and copy it again (see shared/data/README.md)") from e
     source_hash = known or f"sha256:{file_hash(path)}"
     write_checked_cache(cache, cfile, arrs, source_hash)
     return _jpeg_dataset(arrs, spec)
-
-
-def _check_decoded(a: dict[str, np.ndarray]) -> None:
-    """ValueError unless images and labels agree in number and labels index the classes."""
-    for split in ("train", "test"):
-        x, y = a[f"x_{split}"], a[f"y_{split}"]
-        if x.ndim != 4 or len(x) != len(y):
-            raise ValueError(f"{split}: {len(y)} labels for images of shape {x.shape}")
-        if len(y) and not (0 <= y.min() and y.max() < len(a["classes"])):
-            raise ValueError(f"{split} labels outside 0..{len(a['classes']) - 1}")
-
-
-def _content_checks(arrs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What a cache records about its own arrays: shapes, label counts, a CRC-32 checksum."""
-    crc = 0
-    for k in _ARRAYS[:4]:
-        crc = zlib.crc32(np.ascontiguousarray(arrs[k]).data, crc)
-    return {"check_shapes": np.asarray([arrs[k].shape[0] for k in _ARRAYS[:4]]
-                                       + list(arrs["x_train"].shape[1:])),
-            "check_label_counts": np.bincount(arrs["y_train"], minlength=len(arrs["classes"])),
-            "check_crc32": np.asarray(crc, dtype=np.int64)}
-
-
-def read_checked_cache(cfile: Path, source_hash: str | None
-                       ) -> tuple[dict[str, np.ndarray] | None, str]:
-    """A decoded-image cache's arrays, or ``(None, why)`` if it fails any of its checks.
-
-    Checks: it loads (not truncated, not a bad zip), it was decoded from ``source_hash``
-    (when known), and its shapes, label counts and CRC-32 match what it recorded.
-    """
-    try:
-        with np.load(cfile, allow_pickle=False) as z:
-            arrs = {k: z[k] for k in _ARRAYS}
-            stored = {k: z[k] for k in ("check_shapes", "check_label_counts", "check_crc32",
-                                        "source_hash")}
-    except KeyError as e:
-        return None, f"no {e} entry: written by an older version"
-    except _NPZ_ERRORS as e:
-        return None, f"{type(e).__name__}: {e}"
-    if source_hash is not None and str(stored.pop("source_hash")) != source_hash:
-        return None, "decoded from another source file"
-    try:
-        got = _content_checks(arrs)
-    except (ValueError, TypeError, IndexError) as e:
-        return None, f"malformed arrays ({e})"
-    for k, v in got.items():
-        if not np.array_equal(v, stored[k]):
-            return None, f"{k.removeprefix('check_')} differ from the recorded ones"
-    return arrs, ""
-
-
-def write_checked_cache(cache: Path, cfile: Path, arrs: dict[str, np.ndarray],
-                        source_hash: str) -> None:
-    """Write the cache atomically with its checks; an unwritable folder only warns."""
-    import warnings
-
-    tmp = None
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        # Uncompressed .npz: loads in well under a second. Atomic write (temp + replace).
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{cfile.stem}.", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrs, **_content_checks(arrs), source_hash=np.asarray(source_hash))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must be readable
-        os.replace(tmp, cfile)
-    except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        warnings.warn(f"cannot write the decoded-image cache in {cache} ({e.strerror or e}); "
-                      "going on without a cache (set SAM_CACHE_DIR to a writable folder)",
-                      stacklevel=3)
 
 
 def _jpeg_dataset(a: dict, spec: DatasetSpec) -> ImageDataset:
