@@ -7,12 +7,15 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install execute figures book html test unit nbval lint bench browser-check mathjax lab clean
+.PHONY: install lock execute figures book html test unit nbval lint bench browser-check mathjax lab clean
 
-$(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
+# requirements.txt lists what we use; requirements.lock pins every installed version, so a
+# new upstream release cannot change the checked outputs or add a Sphinx warning unseen.
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV) || { echo "python3 -m venv failed: install \
+	  python3-venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -r requirements.txt -c requirements.lock
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +26,12 @@ TEST_STAMP := $(VENV)/.installed-distributed
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[distributed]'
 	@touch $(TEST_STAMP)
+
+## Re-pin requirements.lock from the current .venv (after changing requirements.txt).
+lock: $(STAMP)
+	@{ sed -n '1,3p' requirements.lock; $(PY) -m pip freeze --exclude-editable \
+	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/' | LC_ALL=C sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 # MathJax 3 is served from the book itself, not from a CDN, so math renders offline.
 MATHJAX_VERSION := 3.2.2

@@ -54,12 +54,26 @@ def main(argv: list[str] | None = None) -> int:
             s = make()
             print(f"{name:25s} {len(s):4d} runs  {s.description}")
         return 0
-    if a.threads:
+    if a.sweep not in SWEEPS:
+        p.error(f"unknown sweep {a.sweep!r}; valid: {', '.join(SWEEPS)} (see --list)")
+    if a.threads is not None:
+        if a.threads < 1:
+            p.error(f"--threads must be >= 1, got {a.threads}")
         torch.set_num_threads(a.threads)
+    if a.max_runs is not None and a.max_runs < 0:
+        p.error(f"--max-runs must be >= 0, got {a.max_runs}")
+    if a.time_budget is not None and not a.time_budget > 0:  # also refuses nan
+        p.error(f"--time-budget must be > 0 seconds, got {a.time_budget}")
     try:
         seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
+    if seeds is not None:
+        have = sorted({c.seed for c in SWEEPS[a.sweep]().runs})
+        outside = sorted(set(seeds) - set(have))
+        if not seeds or outside:
+            p.error(f"--seeds {a.seeds!r}: sweep {a.sweep} has seeds {have}; "
+                    f"{outside or 'none given'} would run nothing")
     out = run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
                     max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
                     progress=not a.no_progress, save_models=a.save_models, seeds=seeds,

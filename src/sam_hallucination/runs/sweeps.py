@@ -1,8 +1,9 @@
 """Named sweeps (ordered lists of runs) and their resumable execution.
 
-``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing
-or unreadable, writing each file atomically, so a killed sweep resumes without duplicates
-or corrupt files. A diverged run counts as finished.
+``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing,
+unreadable or not that run's (run id, config and schema are checked; see
+:func:`~.store.validate_record`), writing each file atomically under a per-run lock, so a
+killed sweep resumes without duplicates or corrupt files. A diverged run counts as finished.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from ..data import ImageDataset, load_dataset
 from ..methods import get_method
 from .config import RunConfig
 from .loop import train
-from .store import read_result, result_record, write_json_atomic
+from .store import (
+    FILE_MODE,
+    check_writable,
+    clean_stale_tmp,
+    finished_records,
+    result_record,
+    run_lock,
+    served_records,
+    validate_record,
+    write_json_atomic,
+)
 
 # Rough seconds per epoch over the full 50k-image training set, for an SGD run
 # (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
@@ -148,13 +159,10 @@ def load_results(sweep: str | Sweep, results_dir: str | os.PathLike = "results"
                  ) -> list[dict[str, Any]]:
     """All readable result records of a sweep, in the sweep's run order when known."""
     name = sweep.name if isinstance(sweep, Sweep) else sweep
-    folder = Path(results_dir) / name
-    recs = {p.stem: r for p in sorted(folder.glob("*.json")) if (r := read_result(p))}
-    order: list[str] = []
-    if isinstance(sweep, Sweep) or name in SWEEPS:
-        order = [c.run_id() for c in get_sweep(sweep).runs]
-    ordered = [recs.pop(i) for i in order if i in recs]
-    return ordered + list(recs.values())
+    known = isinstance(sweep, Sweep) or name in SWEEPS
+    # records are checked against the sweep's configs; refused files are named in a warning
+    return served_records(Path(results_dir) / name, get_sweep(sweep).runs if known else None,
+                          name)
 
 
 def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, Any]]) -> float:
@@ -195,6 +203,7 @@ def store_result(folder: Path, rec: dict[str, Any], state: dict[str, torch.Tenso
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{rec['run_id']}.", suffix=".tmp")
         os.close(fd)
         torch.save(state, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, folder / f"{rec['run_id']}.pt")
     write_json_atomic(folder / f"{rec['run_id']}.json", rec)
 
@@ -225,6 +234,9 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         seeds = list(seeds)
         if not seeds or not all(is_int(x) and x >= 0 for x in seeds):
             raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+        if outside := sorted(set(seeds) - {c.seed for c in sweep.runs}):
+            raise ValueError(f"seeds {outside} are not in sweep {sweep.name!r} (its seeds: "
+                             f"{sorted({c.seed for c in sweep.runs})}); pass seeds it has")
         sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
     if max_runs is not None and (not is_int(max_runs) or max_runs < 0):
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
@@ -233,7 +245,7 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     if device in (None, "auto"):  # on Ray the workers' devices count, not this machine's
         device = "cuda" if (gpus_per_run if backend == "ray" else torch.cuda.is_available()) else "cpu"
     folder = Path(results_dir) / sweep.name
-    done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
+    done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
     finished = [r for r in done.values() if r is not None]
     todo = [c for c in sweep.runs if done[c.run_id()] is None]
     n_div = sum(r["status"] == "diverged" for r in finished)
@@ -249,7 +261,8 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
                 "estimate_s": total}
     datasets = dict(datasets or {})
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder)  # before any training
+    clean_stale_tmp(folder)
     if backend == "ray":
         from .ray_backend import run_on_ray
         return run_on_ray(sweep.name, todo[:max_runs], finished, folder, execute_run, store_result,
@@ -270,8 +283,12 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                 break
         if c.dataset not in datasets:
             datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
-        rec, state = execute_run(c, datasets[c.dataset], sweep.name, device, progress, save_models)
-        store_result(folder, rec, state)
+        with run_lock(folder, c.run_id()) as mine:
+            if not mine or validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]:
+                print(f"  {c.run_id()}: computed by another process, skipped")
+                continue
+            rec, state = execute_run(c, datasets[c.dataset], sweep.name, device, progress, save_models)
+            store_result(folder, rec, state)
         finished.append(rec)
         ran.append(c.run_id())
         n_div += rec["status"] == "diverged"
