@@ -23,8 +23,8 @@ install: $(STAMP)
 # The tests also need the optional extra `distributed` (Ray, for the sweep runner's Ray
 # backend); the book does not, so only the test targets depend on this stamp.
 TEST_STAMP := $(VENV)/.installed-distributed
-$(TEST_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e '.[distributed]'
+$(TEST_STAMP): $(STAMP) pyproject.toml requirements.lock
+	$(PY) -m pip install -q -e '.[distributed]' -c requirements.lock
 	@touch $(TEST_STAMP)
 
 ## Re-pin requirements.lock from the current .venv (after changing requirements.txt).
