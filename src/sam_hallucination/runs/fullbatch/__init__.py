@@ -32,6 +32,7 @@ from .robust import (
     PLATEAU_F,
     ROBUST_DIR,
     SCALE_RATIOS,
+    SCALE_REFINE,
     SCALE_STEPS,
     init_norm,
     robust_configs,
@@ -45,6 +46,7 @@ __all__ = [
     "config_fields", "main", "run_chapter", "DTYPES", "METHODS", "FullBatchConfig", "FlatMLP",
     "Problem", "build_model", "load_problem", "network_activity", "point_metrics", "RESULTS_DIR",
     "SCHEMA_VERSION", "loss_slices", "result_path", "run", "run_cached", "INIT_SCALES",
-    "LABEL_NOISE", "NOISE_RHOS", "PLATEAU_F", "ROBUST_DIR", "SCALE_RATIOS", "SCALE_STEPS",
+    "LABEL_NOISE", "NOISE_RHOS", "PLATEAU_F", "ROBUST_DIR", "SCALE_RATIOS", "SCALE_REFINE",
+    "SCALE_STEPS",
     "init_norm", "robust_configs", "run_robust",
 ]

@@ -3,7 +3,7 @@
 
 * ``scale-a<α>-r<ρ/‖w₀‖>``: SAM with the initial weights multiplied by ``α`` and the radius
   set relative to the initial weight norm, ``ρ = (ρ/‖w₀‖)·‖w₀(α)‖`` (does the onset of the
-  plateau collapse onto one ρ/‖w₀‖?);
+  plateau collapse onto one ρ/‖w₀‖?); ``scale-a<α>-gd``: GD from the same initialisation;
 * ``noise-gd``, ``noise-sam-<ρ>``: 20% of the training labels flipped;
 * ``nostd-gd``, ``nostd-sam-5``: other preprocessing (pixels in [0, 1], no standardisation).
 
@@ -24,6 +24,7 @@ from .runner import run_cached
 
 ROBUST_DIR = repo_root() / "results" / "mlp-robust"
 SCALE_RATIOS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5)  # ρ/‖w₀‖
+SCALE_REFINE = (0.3, 0.35, 0.4, 0.45)  # the onset, resolved to 0.05
 INIT_SCALES = (0.5, 1.0, 2.0)  # α
 SCALE_STEPS = 1500  # the sweep's runs are shorter than the chapter's 3000 steps
 PLATEAU_F = 2.0  # "on the plateau": final f above this
@@ -48,9 +49,11 @@ def robust_configs(base: FullBatchConfig | None = None) -> dict[str, FullBatchCo
     short = replace(b, method="sam", rho=1.0, steps=SCALE_STEPS, continue_steps=0, slice_points=5,
                     grid_points=1)
     for a in INIT_SCALES:
-        for r in SCALE_RATIOS:
+        for r in sorted(SCALE_RATIOS + SCALE_REFINE):
             out[f"scale-a{a:g}-r{r:g}"] = replace(short, init_scale=a,
                                                   rho=scale_rho(b, a, r))
+        # GD from the same initialisation: the reference for the progress fraction
+        out[f"scale-a{a:g}-gd"] = replace(short, init_scale=a, method="gd", rho=0.0)
     noisy = replace(b, label_noise=LABEL_NOISE)
     out["noise-gd"] = replace(noisy, method="gd", rho=0.0)
     for r in NOISE_RHOS:
