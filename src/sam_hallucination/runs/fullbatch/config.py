@@ -15,6 +15,7 @@ from ...methods import get_method, method_names
 
 METHODS = method_names("full-batch")  # ("gd", "sam", "switch", "sgd-sam")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_OPTIONAL = {"init_scale": 1.0, "label_noise": 0.0, "standardize": True}
 
 
 # ----------------------------------------------------------------------------- config
@@ -41,6 +42,11 @@ class FullBatchConfig:
     grid_points: int = 25
     seed: int = 0
     dtype: str = "float64"
+    # robustness settings (issue 14); left out of the hash at their defaults, so the
+    # chapter's original run ids do not change
+    init_scale: float = 1.0  # multiplies PyTorch's default initial weights (alpha)
+    label_noise: float = 0.0  # fraction of training labels replaced by another class
+    standardize: bool = True  # False: pixels in [0, 1], no per-channel standardisation
 
     def __post_init__(self) -> None:
         spec = get_method(self.method, "full-batch")
@@ -63,12 +69,21 @@ class FullBatchConfig:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not is_int(self.continue_steps) or self.continue_steps < 0:
             raise ValueError(f"continue_steps must be an int >= 0, got {self.continue_steps!r}")
+        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ValueError(f"init_scale must be a finite number > 0, got {self.init_scale!r}")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise!r}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be a bool, got {self.standardize!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("data_root")
+        for name, default in _OPTIONAL.items():  # omitted at their defaults (stable ids)
+            if d[name] == default:
+                d.pop(name)
         return d
 
     def run_id(self) -> str:

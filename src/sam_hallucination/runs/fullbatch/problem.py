@@ -48,17 +48,34 @@ def _to_tensor(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], p
 
 def load_problem(cfg: FullBatchConfig) -> Problem:
     """The fixed class-balanced subset of ``cfg.dataset`` as tensors (cached in memory)."""
-    key = (cfg.dataset, cfg.data_root, cfg.n_train, cfg.n_test, cfg.pool, cfg.seed, cfg.dtype)
+    key = (cfg.dataset, cfg.data_root, cfg.n_train, cfg.n_test, cfg.pool, cfg.seed, cfg.dtype,
+           cfg.standardize, cfg.label_noise)
     if key not in _PROBLEMS:
         ds = subset(load_dataset(cfg.dataset, root=cfg.data_root), cfg.n_train, cfg.n_test,
                     seed=cfg.seed)
         dt = DTYPES[cfg.dtype]
-        xtr = _to_tensor(ds.x_train, ds.mean, ds.std, cfg.pool, dt)
-        xte = _to_tensor(ds.x_test, ds.mean, ds.std, cfg.pool, dt)
-        _PROBLEMS[key] = Problem(xtr, torch.from_numpy(ds.y_train), xte,
-                                 torch.from_numpy(ds.y_test), xtr.shape[1], ds.num_classes,
-                                 ds.name)
+        c = len(ds.mean)
+        mean, std = (ds.mean, ds.std) if cfg.standardize else ((0.0,) * c, (1.0,) * c)
+        xtr = _to_tensor(ds.x_train, mean, std, cfg.pool, dt)
+        xte = _to_tensor(ds.x_test, mean, std, cfg.pool, dt)
+        ytr = flip_labels(torch.from_numpy(ds.y_train), cfg.label_noise, ds.num_classes,
+                          cfg.seed)
+        _PROBLEMS[key] = Problem(xtr, ytr, xte, torch.from_numpy(ds.y_test), xtr.shape[1],
+                                 ds.num_classes, ds.name)
     return _PROBLEMS[key]
+
+
+def flip_labels(y: Tensor, frac: float, num_classes: int, seed: int = 0) -> Tensor:
+    """A copy of ``y`` with round(frac·n) labels (seeded choice) set to another class."""
+    n_flip = round(frac * len(y))
+    if n_flip == 0:
+        return y
+    g = torch.Generator().manual_seed(seed + 4242)
+    idx = torch.randperm(len(y), generator=g)[:n_flip]
+    shift = torch.randint(1, num_classes, (n_flip,), generator=g)
+    out = y.clone()
+    out[idx] = (y[idx] + shift) % num_classes
+    return out
 
 
 # ----------------------------------------------------------------------------- flat model
@@ -100,9 +117,14 @@ class FlatMLP:
 
 
 def build_model(cfg: FullBatchConfig, prob: Problem) -> FlatMLP:
-    """The seeded 2-layer ReLU MLP (PyTorch default init) in ``cfg.dtype``."""
+    """The seeded 2-layer ReLU MLP (PyTorch default init, times ``cfg.init_scale``) in
+    ``cfg.dtype``."""
     torch.manual_seed(cfg.seed)
     model = MLP(prob.in_features, cfg.hidden, prob.num_classes, depth=2)
+    if cfg.init_scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(cfg.init_scale)
     return FlatMLP(model.to(DTYPES[cfg.dtype]))
 
 
@@ -159,8 +181,13 @@ def point_metrics(net: FlatMLP, w: Tensor, x: Tensor, y: Tensor, rho: float,
 _LOG_KEYS = ("f", "loss", "acc", "grad_norm", "f_plus", "sam_norm", "ratio", "w_norm")
 
 
-def _log_row(step: int, m: dict[str, Any]) -> dict[str, Any]:
-    return {"step": step, **{k: m[k] for k in _LOG_KEYS}}
+def _log_row(step: int, m: dict[str, Any], w: Tensor | None = None,
+             w0: Tensor | None = None) -> dict[str, Any]:
+    """One log row; with ``w`` and ``w0`` also ``dist_init`` = ‖w − w0‖."""
+    row = {"step": step, **{k: m[k] for k in _LOG_KEYS}}
+    if w is not None and w0 is not None:
+        row["dist_init"] = float((w - w0).norm())
+    return row
 
 
 def _logged(k: int, total: int, every: int) -> bool:

@@ -70,7 +70,7 @@ def _run_full_batch(cfg: FullBatchConfig, net: FlatMLP, w: Tensor, prob: Problem
     switch = round(cfg.switch_frac * cfg.steps) if cfg.method == "switch" else 0
     log: list[dict[str, Any]] = []
     hist = [w, w]
-    w_last, k_last = w, 0
+    w_last, k_last, w0 = w, 0, w
     for k in range(cfg.steps + 1):
         active = cfg.method in ("sam", "switch") and k >= switch
         # always measure ∇L(w⁺) at the run's rho when logging, so GD phases show it too
@@ -79,7 +79,7 @@ def _run_full_batch(cfg: FullBatchConfig, net: FlatMLP, w: Tensor, prob: Problem
         if measure:
             # drift: mean velocity since the last log, ‖w_k − w_j‖ / (η (k − j))
             drift = float((w - w_last).norm()) / (cfg.lr * (k - k_last)) if k > k_last else None
-            log.append({**_log_row(k, m), "drift": drift, "sam_active": active})
+            log.append({**_log_row(k, m, w, w0), "drift": drift, "sam_active": active})
             w_last, k_last = w, k
         if k == cfg.steps:
             break
@@ -125,16 +125,17 @@ def _run_stochastic(cfg: FullBatchConfig, net: FlatMLP, w: Tensor, prob: Problem
     return wk, log
 
 
-def _continue_gd(cfg: FullBatchConfig, net: FlatMLP, w: Tensor, prob: Problem, offset: int
-                 ) -> tuple[Tensor, list[dict[str, Any]]]:
-    """Plain full-batch GD for cfg.continue_steps from w (the decisive test)."""
+def _continue_gd(cfg: FullBatchConfig, net: FlatMLP, w: Tensor, prob: Problem, offset: int,
+                 w0: Tensor | None = None) -> tuple[Tensor, list[dict[str, Any]]]:
+    """Plain full-batch GD for cfg.continue_steps from w (the decisive test); ``dist_init``
+    in the log is measured from ``w0`` (the run's initialisation)."""
     x, y, lam = prob.x_train, prob.y_train, cfg.weight_decay
     log: list[dict[str, Any]] = []
     for k in range(cfg.continue_steps + 1):
         measure = _logged(k, cfg.continue_steps, cfg.log_every)
         m = point_metrics(net, w, x, y, cfg.rho if measure else 0.0, lam)
         if measure:
-            log.append(_log_row(offset + k, m))
+            log.append(_log_row(offset + k, m, w, w0))
         if k == cfg.continue_steps:
             break
         w = w - cfg.lr * m["grad"]
@@ -206,7 +207,8 @@ def run(cfg: FullBatchConfig, problem: Problem | None = None, keep_weights: bool
     final.update(test_acc=net.accuracy(w, xt, yt), two_step_move=move2,
                  sam_step_over_lr=float(cfg.lr * m["sam_norm"]),
                  activity=network_activity(net, w, x),
-                 activity_plus=network_activity(net, w + cfg.rho * m["u"], x))
+                 activity_plus=network_activity(net, w + cfg.rho * m["u"], x),
+                 dist_init=float((w - w0).norm()), w0_norm=float(w0.norm()))
     stall = None
     if cfg.method == "sgd-sam":
         torch.nn.utils.vector_to_parameters(w.clone(), net.model.parameters())
@@ -218,11 +220,12 @@ def run(cfg: FullBatchConfig, problem: Problem | None = None, keep_weights: bool
         w_c, clog = _run_stochastic(cfg, net, w, prob, 0.0, cfg.continue_steps,
                                     log_offset=cfg.steps, seed_offset=1)
     else:
-        w_c, clog = _continue_gd(cfg, net, w, prob, cfg.steps)
+        w_c, clog = _continue_gd(cfg, net, w, prob, cfg.steps, w0)
     mc = point_metrics(net, w_c, x, y, cfg.rho, lam)
     cont = {k: mc[k] for k in _LOG_KEYS}
     cont.update(test_acc=net.accuracy(w_c, xt, yt), f_start=final["f"], f_drop=final["f"] - mc["f"],
-                distance=float((w_c - w).norm()), steps=cfg.continue_steps)
+                distance=float((w_c - w).norm()), dist_init=float((w_c - w0).norm()),
+                steps=cfg.continue_steps)
     slices = loss_slices(net, w, w_c, prob, cfg.rho, m["u"], cfg.slice_points, cfg.grid_points,
                          lam)
     out = {"final": final, "continuation": cont, "stall_diagnostics": stall, "log": log,
