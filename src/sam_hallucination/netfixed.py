@@ -17,14 +17,13 @@ w⁺ are dead. :func:`run_study` does everything and returns a JSON-able record.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .fullbatch import FullBatchConfig, build_model, load_problem
+from .fullbatch import FullBatchConfig, Problem, build_model, load_problem
 
 Tensor = torch.Tensor
 
@@ -40,8 +39,12 @@ class NetFixedConfig:
     rho: float = 2.0
     lr: float = 0.05
     sam_steps: int = 3000
-    lm_iters: int = 60
-    lm_lambda0: float = 1e-3
+    stall_ratio: float = 0.1
+    lm_iters: int = 15
+    attempt_every: int = 50
+    max_attempts: int = 20
+    lm_lambda0: float = 1e-8
+    newton_start_tol: float = 1e-4
     tol: float = 1e-10
     restart_offset: float = 1e-4
     restart_steps: int = 3000
@@ -51,10 +54,11 @@ class NetFixedConfig:
 class SmallNet:
     """L(w) on the fixed training subset, for a flat float64 weight vector w."""
 
-    def __init__(self, cfg: NetFixedConfig, data_root: str | None = None) -> None:
+    def __init__(self, cfg: NetFixedConfig, data_root: str | None = None,
+                 problem: Problem | None = None) -> None:
         fcfg = FullBatchConfig(dataset=cfg.dataset, data_root=data_root, n_train=cfg.n_train,
                                n_test=cfg.n_train, pool=cfg.pool, hidden=cfg.hidden, seed=cfg.seed)
-        self.prob = load_problem(fcfg)
+        self.prob = problem if problem is not None else load_problem(fcfg)
         self.net = build_model(fcfg, self.prob)
         self.x, self.y = self.prob.x_train, self.prob.y_train
         self.w0 = self.net.init_vector()
@@ -92,17 +96,25 @@ class SmallNet:
 
 
 def sam_run(net: SmallNet, w: Tensor, rho: float, lr: float, steps: int,
-            w_ref: Tensor | None = None, every: int = 50) -> tuple[Tensor, list[dict]]:
-    """Full-batch SAM; logs ‖∇L(w)‖, ‖∇L(w⁺)‖ and (if given) ‖w − w_ref‖ every ``every`` steps."""
+            w_ref: Tensor | None = None, every: int = 50,
+            stop_ratio: float | None = None) -> tuple[Tensor, list[dict]]:
+    """Full-batch SAM; logs ‖∇L(w)‖, ‖∇L(w⁺)‖ and (if given) ‖w − w_ref‖ every ``every`` steps.
+
+    With ``stop_ratio`` it stops at the first iterate where ‖∇L(w⁺)‖ < stop_ratio·‖∇L(w)‖ (a
+    stall by chapter 4's criterion, with stop_ratio = 0.1) and logs that step.
+    """
     log = []
     for k in range(steps + 1):
         g = net.grad(w)
         gp = net.grad(w + rho * g / g.norm())
-        if k % every == 0 or k == steps:
+        stop = stop_ratio is not None and float(gp.norm()) < stop_ratio * float(g.norm())
+        if k % every == 0 or k == steps or stop:
             row = {"step": k, "grad": float(g.norm()), "sam": float(gp.norm()), "loss": float(net.loss(w))}
             if w_ref is not None:
                 row["dist"] = float((w - w_ref).norm())
             log.append(row)
+        if stop:
+            break
         if k < steps:
             w = w - lr * gp
     return w, log
@@ -140,49 +152,106 @@ def levenberg_marquardt(net: SmallNet, w: Tensor, rho: float, *, iters: int = 60
 
 def run_study(cfg: NetFixedConfig | None = None, data_root: str | None = None,
               log: callable = print) -> dict:
-    """SAM to a near-stall, Levenberg–Marquardt on G(w) = 0 from there, the SAM map's spectrum at
-    the result, and SAM restarted ``restart_offset`` away from it."""
+    """The whole study, as a JSON-able record.
+
+    1. SAM from the seeded initialisation until it stalls by chapter 4's criterion
+       (‖∇L(w⁺)‖ < ``stall_ratio``·‖∇L(w)‖).
+    2. Levenberg–Marquardt on G(w) = 0 from that stall point (``lm_iters`` iterations).
+    3. SAM continued from the stall point up to ``sam_steps`` steps in all; its first iterate
+       with ‖G‖ < ``newton_start_tol`` is the start of a second Levenberg–Marquardt solve.
+    4. At the solution w*: the spectrum of the SAM map's Jacobian I − η DG(w*), and SAM
+       restarted ``restart_offset`` away from w*.
+    """
     cfg = cfg or NetFixedConfig()
     t0 = time.time()
     net = SmallNet(cfg, data_root)
     n_params = len(net.w0)
-    w_sam, sam_log = sam_run(net, net.w0.clone(), cfg.rho, cfg.lr, cfg.sam_steps)
-    log(f"SAM: {cfg.sam_steps} steps, |grad L| {sam_log[-1]['grad']:.3e}, |grad L(w+)| {sam_log[-1]['sam']:.3e}"
-        f" ({time.time() - t0:.0f} s)")
-    w_star, lm = levenberg_marquardt(net, w_sam, cfg.rho, iters=cfg.lm_iters, lam0=cfg.lm_lambda0, tol=cfg.tol)
-    log(f"LM: {len(lm) - 1} iterations, residual {lm[-1]['residual']:.3e}, |grad L| {lm[-1]['grad']:.3e} "
+    rho, lr = cfg.rho, cfg.lr
+
+    w_stall, stall_log = sam_run(net, net.w0.clone(), rho, lr, cfg.sam_steps, every=10,
+                                 stop_ratio=cfg.stall_ratio)
+    k_stall = stall_log[-1]["step"]
+    log(f"SAM stalls (ratio < {cfg.stall_ratio}) at step {k_stall}: |grad L| {stall_log[-1]['grad']:.3e}, "
+        f"|grad L(w+)| {stall_log[-1]['sam']:.3e} ({time.time() - t0:.0f} s)")
+    w_lm1, lm1 = levenberg_marquardt(net, w_stall, rho, iters=cfg.lm_iters, lam0=cfg.lm_lambda0, tol=cfg.tol)
+    log(f"LM from the stall: residual {lm1[0]['residual']:.3e} -> {lm1[-1]['residual']:.3e} "
         f"({time.time() - t0:.0f} s)")
-    J = net.DG(w_star, cfg.rho)
-    A = J.numpy()
-    mu = np.linalg.eigvals(A)
-    lam_T = 1 - cfg.lr * mu
-    abs_T = np.abs(lam_T)
-    sv = np.linalg.svd(A, compute_uv=False)
+    # Is the Jacobian right? Central differences along a random direction, two step sizes.
+    v = torch.randn(n_params, generator=torch.Generator().manual_seed(cfg.seed + 1), dtype=w_stall.dtype)
+    v = v / v.norm()
+    Jv = net.DG(w_stall, rho) @ v
+    fd_check = {}
+    for h in (1e-4, 1e-5, 1e-6):
+        fd = (net.G(w_stall + h * v, rho) - net.G(w_stall - h * v, rho)) / (2 * h)
+        fd_check[f"{h:.0e}"] = float((fd - Jv).norm() / fd.norm())
+
+    # SAM continued; every ``attempt_every`` steps once ‖G‖ < newton_start_tol, a Newton (LM) attempt
+    # from SAM's current iterate, until one reaches ``tol``
+    w, cont_log, attempts, w_star, w_newton0 = w_stall.clone(), [], [], None, None
+    for k in range(k_stall, cfg.sam_steps + 1):
+        g = net.grad(w)
+        gp = net.grad(w + rho * g / g.norm())
+        r = float(gp.norm())
+        if (k - k_stall) % 50 == 0 or k == cfg.sam_steps:
+            cont_log.append({"step": k, "grad": float(g.norm()), "sam": r, "loss": float(net.loss(w))})
+        if (w_star is None and r < cfg.newton_start_tol and len(attempts) < cfg.max_attempts
+                and (not attempts or k - attempts[-1]["step"] >= cfg.attempt_every)):
+            ws, hist = levenberg_marquardt(net, w, rho, iters=cfg.lm_iters, lam0=cfg.lm_lambda0, tol=cfg.tol)
+            attempts.append({"step": k, "start_residual": r, "final_residual": hist[-1]["residual"],
+                             "iterations": len(hist) - 1, "history": [h["residual"] for h in hist]})
+            log(f"LM from SAM's step {k}: residual {r:.3e} -> {hist[-1]['residual']:.3e} "
+                f"({time.time() - t0:.0f} s)")
+            if hist[-1]["residual"] < cfg.tol:
+                w_star, w_newton0, lm2 = ws, w.clone(), hist
+        if k < cfg.sam_steps:
+            w = w - lr * gp
+    w_cont = w
+    k_newton0 = attempts[-1]["step"] if w_star is not None else None
+    log(f"SAM continued to step {cfg.sam_steps}: |grad L(w+)| {cont_log[-1]['sam']:.3e} ({time.time() - t0:.0f} s)")
+    if w_star is None:
+        raise RuntimeError(f"no Newton attempt reached {cfg.tol}: {attempts}")
+    J = net.DG(w_star, rho).numpy()
+    mu = np.linalg.eigvals(J)
+    abs_T = np.abs(1 - lr * mu)
+    sv = np.linalg.svd(J, compute_uv=False)
     log(f"spectrum done ({time.time() - t0:.0f} s)")
-    v = torch.randn(n_params, generator=torch.Generator().manual_seed(cfg.seed), dtype=w_star.dtype)
-    w_r0 = w_star + cfg.restart_offset * v / v.norm()
-    _, restart = sam_run(net, w_r0, cfg.rho, cfg.lr, cfg.restart_steps, w_ref=w_star)
+    u = torch.randn(n_params, generator=torch.Generator().manual_seed(cfg.seed), dtype=w_star.dtype)
+    w_r0 = w_star + cfg.restart_offset * u / u.norm()
+    w_r, restart = sam_run(net, w_r0, rho, lr, cfg.restart_steps, w_ref=w_star)
     log(f"restart done ({time.time() - t0:.0f} s)")
-    res = float(net.G(w_star, cfg.rho).norm())
+    g_star = net.grad(w_star)
+    wp = w_star + rho * g_star / g_star.norm()
     return {
-        "config": asdict(cfg), "n_params": n_params,
-        "sam_log": sam_log, "lm_history": lm,
-        "start": {"residual": float(net.G(w_sam, cfg.rho).norm()), "grad": float(net.grad(w_sam).norm()),
-                  "loss": float(net.loss(w_sam))},
-        "solution": {"residual": res, "grad": float(net.grad(w_star).norm()), "loss": float(net.loss(w_star)),
-                     "dist_from_sam_end": float((w_star - w_sam).norm()), "w_norm": float(w_star.norm()),
-                     "dead_units_at_w_plus": net.dead_units_plus(w_star, cfg.rho),
-                     "loss_at_w_plus": float(net.loss(w_star + cfg.rho * net.grad(w_star) / net.grad(w_star).norm()))},
+        "n_params": n_params,
+        "stall": {"step": k_stall, "residual": float(net.G(w_stall, rho).norm()),
+                  "grad": float(net.grad(w_stall).norm()), "loss": float(net.loss(w_stall)),
+                  "dead_units_at_w_plus": net.dead_units_plus(w_stall, rho)},
+        "sam_log": stall_log + cont_log[1:],
+        "lm_from_stall": lm1,
+        "lm_from_stall_moved": float((w_lm1 - w_stall).norm()),
+        "jacobian_fd_relerr": fd_check,
+        "sam_continued": {"steps": cfg.sam_steps, "residual": float(net.G(w_cont, rho).norm()),
+                          "grad": float(net.grad(w_cont).norm()),
+                          "dist_to_solution": float((w_cont - w_star).norm())},
+        "newton_start": {"step": k_newton0, "residual": float(net.G(w_newton0, rho).norm())},
+        "newton_attempts": attempts,
+        "lm_from_sam": lm2,
+        "solution": {"residual": float(net.G(w_star, rho).norm()), "grad": float(g_star.norm()),
+                     "loss": float(net.loss(w_star)), "loss_at_w_plus": float(net.loss(wp)),
+                     "dist_from_newton_start": float((w_star - w_newton0).norm()),
+                     "w_norm": float(w_star.norm()), "dead_units_at_w_plus": net.dead_units_plus(w_star, rho),
+                     "train_acc": net.net.accuracy(w_star, net.x, net.y)},
         "spectrum": {
             "spectral_radius_T": float(abs_T.max()),
             "n_abs_gt_1": int((abs_T > 1 + 1e-9).sum()),
             "n_abs_within_1e-9_of_1": int((np.abs(abs_T - 1) <= 1e-9).sum()),
-            "n_mu_near_zero": int((np.abs(mu) < 1e-8 * max(1.0, np.abs(mu).max())).sum()),
-            "min_real_mu": float(mu.real.min()), "max_abs_mu": float(np.abs(mu).max()),
+            "n_abs_lt_1": int((abs_T < 1 - 1e-9).sum()),
             "rank_DG": int((sv > sv[0] * 1e-10).sum()),
-            "top_abs_T": np.sort(abs_T)[::-1][:10].tolist(),
+            "min_real_mu_nonzero": float(mu.real[np.abs(mu) > sv[0] * 1e-10].min()),
+            "max_abs_T_off_kernel": float(abs_T[np.abs(mu) > sv[0] * 1e-10].max()),
+            "top_abs_T": np.sort(abs_T)[::-1][:8].tolist(),
         },
         "restart": restart,
+        "restart_end": {"residual": float(net.G(w_r, rho).norm()), "dist": float((w_r - w_star).norm())},
         "wall_time_s": round(time.time() - t0, 1),
-        "finite": bool(math.isfinite(res)),
     }
