@@ -64,6 +64,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--full-runs", action="store_true", help="CUDA: also time two pilot runs")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10 JPEG copy: folder or .npz (default: $SAM_DATA_DIR, compact first)")
     a = p.parse_args()
     torch.set_num_threads(1)
     report("CPU  airbench batch 64, fp32, 1 thread", time_steps("cpu", 64, a.reps, False), 2.1)
@@ -77,7 +79,7 @@ def main() -> None:
         from sam_hallucination.runs.config import RunConfig
         from sam_hallucination.runs.loop import train
 
-        ds = load_dataset("cifar10-jpeg")
+        ds = load_dataset("cifar10-jpeg", root=a.data)
         for cfg in (RunConfig(), RunConfig(method="sam", rho=0.1)):
             train(cfg.replace(epochs=1), ds, device="cuda", progress=False)  # warm-up
             out = train(cfg, ds, device="cuda", progress=False)

@@ -253,7 +253,7 @@ if [ "$NEEDS_CIFAR" = 1 ]; then
     [ "$t" -ge 5 ] || die "only ${t}s of the budget left before loading the data: give a larger budget"
     log "data: ${DATA_ARG[1]} (loading it once, limit ${t}s)"
     timeout --foreground "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
-        || die "the data layer cannot load ${DATA_ARG[1]} (see above; the compact file needs the compact-file reader of sam_hallucination.data, and cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check)"
+        || die "the data layer cannot load ${DATA_ARG[1]} (see above; cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check: carry the compact file)"
 fi
 
 # Copy each finished shared run into the other sweep's folder (temp file + mv: atomic).

@@ -6,7 +6,8 @@ and int64 labels, whatever the source format:
 * ``"cifar10"``, ``"cifar100"``: the official python archives
   (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``), md5-verified;
 * ``"cifar10-jpeg"``: the project's JPEG re-encoding of CIFAR-10
-  (``cifar10_jpeg.npz``), decoded once in parallel and cached;
+  (``cifar10_jpeg_compact.npz``, preferred, or ``cifar10_jpeg.npz``: the same JPEG bytes),
+  decoded once in parallel and cached;
 * ``"fashion-mnist"``, ``"mnist"``: the official IDX files, gzipped or not;
 * ``"synthetic"``: a tiny seeded data set of noisy class templates (tests, smoke runs).
 
