@@ -80,12 +80,12 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
     pilot = RunConfig()  # the GPU pilot settings
     # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
     # end-of-training probe (stall diagnostics + SGD/SAM continuation) at the final weights.
-    probed = pilot.replace(probe=True, final_constant_lr_epochs=1)
+    # Test-set evaluation every 4 epochs (and at epochs 16 and 17): less time off training.
+    probed = pilot.replace(probe=True, final_constant_lr_epochs=1, eval_every=4)
     rn18 = probed.replace(model="resnet18", epochs=10, batch_size=512, lr=0.2)
     # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
-    # + 1 constant-LR epoch, a 2-batch probe with 4 continuation steps.
-    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2,
-                           probe_steps=4)
+    # + 1 constant-LR epoch, a 2-batch probe with one-epoch (8-step) continuations.
+    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2)
     return {
         "smoke": lambda: Sweep(
             "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
@@ -170,9 +170,10 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     if same:
         rates = [r["wall_time_s"] / (r["n_train"] * len(r["epochs"])) for r in same]
         return work * sum(rates) / len(rates)
-    if config.probe:  # diagnostics (~4 passes a batch) + SGD and SAM continuations
-        work += config.batch_size * (config.probe_batches * 2 + config.probe_steps
-                                     * (1 + (2 if uses_sam else 0)) / sam_factor)
+    if config.probe:  # diagnostics (~4 passes a batch) + SGD, SAM and control continuations
+        steps = config.probe_steps or config.probe_epochs * (n // config.batch_size)
+        work += config.batch_size * (config.probe_batches * 2 + steps
+                                     * (1 + (3 if uses_sam else 0)) / sam_factor)
     per_epoch = EPOCH_COST_S.get((config.model, kind), 10.0)
     return per_epoch * sam_factor * work / 50_000
 
