@@ -87,12 +87,12 @@ def evaluates_at(config: Any, epoch: int, n_epochs: int) -> bool:
     return epoch % every == 0 or epoch in (config.epochs, n_epochs)
 
 
-def build_model(config: Any, ds: ImageDataset) -> nn.Module:
+def build_model(config: Any, ds: ImageDataset, **model_kw: Any) -> nn.Module:
     c, h, w = ds.image_shape
     kw: dict[str, Any] = {}
     if config.model == "mlp":
         kw = {"input_shape": (c, h, w), "hidden": config.hidden}
-    return make_model(config.model, ds.num_classes, in_channels=c, **kw)
+    return make_model(config.model, ds.num_classes, in_channels=c, **kw, **model_kw)
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -102,8 +102,11 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device = "auto",
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, dtype: torch.dtype = torch.float32,
+          model_kw: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one run; return metrics, status and the final model (key ``"model"``).
+
+    ``dtype`` (weights and data) and ``model_kw`` (passed to the model) serve the tests.
 
     Returned keys: status ("ok" | "diverged"), diverged_at ({"step", "epoch"} or None),
     epochs (list of per-epoch dicts), final (last epoch's losses/accuracies), steps,
@@ -117,16 +120,18 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
         raise ValueError(f"batch_size={config.batch_size} is larger than the training set "
                          f"({len(ds.y_train)} images); lower batch_size or raise n_train")
     torch.manual_seed(config.seed)
-    model = build_model(config, ds)
+    model = build_model(config, ds, **(model_kw or {}))
     conv = config.model != "mlp"
-    model = model.to(dev, memory_format=torch.channels_last) if conv else model.to(dev)
+    model = (model.to(dev, dtype, memory_format=torch.channels_last) if conv
+             else model.to(dev, dtype))
 
     augment = config.augments() if hasattr(config, "augments") else bool(config.augment)
     train_loader = DeviceLoader(ds.x_train, ds.y_train, config.batch_size, mean=ds.mean,
                                 std=ds.std, device=dev, train=True, pad=2 if augment else 0,
-                                flip=augment, seed=config.seed, channels_last=conv)
+                                flip=augment, seed=config.seed, dtype=dtype, channels_last=conv)
     test_loader = DeviceLoader(ds.x_test, ds.y_test, eval_batch_size(len(ds.y_test)), mean=ds.mean,
-                               std=ds.std, device=dev, train=False, channels_last=conv)
+                               std=ds.std, device=dev, train=False, dtype=dtype,
+                               channels_last=conv)
     spe = len(train_loader)
     main_steps = config.epochs * spe
     n_epochs = config.epochs + config.final_constant_lr_epochs
@@ -141,7 +146,8 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
         autocast = contextlib.nullcontext
 
     def criterion(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y, label_smoothing=config.label_smoothing)
+        o = out if out.dtype == torch.float64 else out.float()  # bf16 logits: loss in fp32
+        return F.cross_entropy(o, y, label_smoothing=config.label_smoothing)
 
     # The plain-SGD run of a probed sweep keeps snapshots for the SAM runs' matched control.
     snapshots: list[Snapshot] | None = None
@@ -154,10 +160,10 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=dev)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.long)
-        gn_sum = torch.zeros((), device=dev)
-        gnp_sum = torch.zeros((), device=dev)
+        gn_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        gnp_sum = torch.zeros((), device=dev, dtype=torch.float64)
         n_seen = n_steps = n_pert = 0
         losses: list[torch.Tensor] = []
         first_step = step
@@ -173,7 +179,7 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
                 n_pert += 1
             step += 1
             n_steps += 1
-            loss_sum += r.loss * len(yb)
+            loss_sum += r.loss.double() * len(yb)
             correct += (r.logits.argmax(1) == yb).sum()
             n_seen += len(yb)
             losses.append(r.loss)

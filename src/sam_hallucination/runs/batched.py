@@ -1,0 +1,349 @@
+"""Many runs at once: K models of one architecture trained as one batched computation.
+
+:func:`train_batched` trains configs that differ only in method, ρ, switch point, ρ schedule
+and seed (:func:`batch_key`) as one stack: weights and BatchNorm buffers are stacked along a
+new leading axis (one slice a model) and the forward pass is ``vmap(functional_call)``.
+Every model keeps what makes it a run of its own:
+
+* its data stream: a loader seeded by its own seed (models of one seed share one stream,
+  and then one un-batched input, which is the cheap case: sweeps are seed-major);
+* its SAM perturbation ``e_k = ρ_k(t) g_k / ‖g_k‖`` with its own gradient norm and radius
+  (``perturbation_scale`` of :mod:`sam_hallucination.optim.perturbation`, with a norm and a
+  radius a model), its own switch step and ρ schedule (those of
+  :class:`~sam_hallucination.optim.SAM`, step for step); models not in a SAM step this step
+  keep their plain gradient;
+* its BatchNorm running statistics (a slice of the stacked buffers; frozen in the perturbed
+  pass, as :func:`~sam_hallucination.optim.frozen_bn_stats` does);
+* its divergence: a non-finite loss marks only that run diverged (checked once an epoch;
+  the slices never mix, so the others go on unchanged).
+
+The base optimizer is torch SGD on the stacked tensors: element-wise, so each slice gets
+exactly its own run's update. The result of each model is the dict :func:`~.loop.train`
+returns (same keys; ``wall_time_s`` is the group's training time over K plus the model's own
+probe), and the probe runs per model on its extracted network, so result files are
+unchanged. In float64 on the CPU the runs match one-by-one training to ~1e-15
+(``tests/test_batched.py``). ASAM (``adaptive``) is not batched: :func:`batch_key` gives
+such configs a group of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import asdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from ..data import DeviceLoader, ImageDataset
+from ..methods import get_method
+from ..optim import disable_running_stats, enable_running_stats
+from ..optim.perturbation import perturbation_scale
+from .config import RunConfig
+from .loop import _resolve_device, build_model, eval_batch_size, evaluates_at, lr_at, prepare_data
+from .probe import end_of_training_probe
+
+BATCH_FIELDS = ("method", "rho", "switch_frac", "seed")  # what may differ inside a group
+
+
+def batch_key(config: RunConfig) -> str:
+    """Configs with the same key can train as one stack (ASAM configs: each its own key)."""
+    d = {k: v for k, v in asdict(config).items() if k not in BATCH_FIELDS}
+    return repr(sorted(d.items())) + (config.run_id() if config.adaptive else "")
+
+
+def batch_groups(configs: list[RunConfig], max_k: int) -> list[list[RunConfig]]:
+    """Consecutive runs in groups of at most ``max_k`` compatible configs, in run order.
+
+    A group is the next run plus the following runs with its key, up to ``max_k``; so
+    the order of first runs is kept and a sweep's SGD run (first of its seed) trains in the
+    first group of its seed, before the SAM runs whose probe needs its snapshots.
+    """
+    left = list(configs)
+    groups = []
+    while left:
+        key = batch_key(left[0])
+        group = [c for c in left if batch_key(c) == key][:max(1, max_k)]
+        ids = {id(c) for c in group}
+        left = [c for c in left if id(c) not in ids]
+        groups.append(group)
+    return groups
+
+
+def _rho_at(config: RunConfig, t: int, switch: int, total: int) -> float:
+    """The radius :class:`~sam_hallucination.optim.SAM` uses at step ``t`` (0 if not SAM)."""
+    spec = get_method(config.method, "network")
+    if not spec.sam or t < switch:
+        return 0.0
+    if spec.rho_schedule == "constant":
+        return config.rho
+    span = total - 1 - switch
+    if span <= 0 or t >= total - 1:
+        return 0.0
+    return config.rho * max(0.0, (total - 1 - t) / span)
+
+
+def _switch_step(config: RunConfig, main_steps: int) -> int:
+    return int(round(config.switch_frac * main_steps)) if get_method(config.method,
+                                                                     "network").switch else 0
+
+
+class Stack:
+    """K networks as stacked weights and buffers, run through one meta-device copy."""
+
+    def __init__(self, models: list[nn.Module]) -> None:
+        self.models = models
+        self.k = len(models)
+        self.base = copy.deepcopy(models[0]).to("meta")
+        named = [dict(m.named_parameters()) for m in models]
+        self.params = {n: torch.stack([d[n].detach() for d in named]).requires_grad_(p.requires_grad)
+                       for n, p in models[0].named_parameters()}
+        bufs = [dict(m.named_buffers()) for m in models]
+        self.buffers = {n: torch.stack([d[n] for d in bufs]) for n, _ in models[0].named_buffers()}
+        self.trainable = [p for p in self.params.values() if p.requires_grad]
+
+    def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        def f(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base, (p, b), (xb,))
+        return vmap(f, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
+
+    def train(self, mode: bool = True) -> None:
+        self.base.train(mode)
+
+    def norms(self, tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        """Per-model global L2 norm over ``tensors`` (each (K, ...)), accumulated in ``dtype``."""
+        per = torch.stack([t.detach().flatten(1).to(dtype).norm(dim=1) for t in tensors])
+        return torch.linalg.vector_norm(per, dim=0)
+
+    def state(self, k: int) -> dict[str, torch.Tensor]:
+        return {n: t[k].detach() for n, t in {**self.params, **self.buffers}.items()}
+
+    def module(self, k: int) -> nn.Module:
+        """Model ``k`` as a plain network (its own copy of the weights and buffers)."""
+        m = copy.deepcopy(self.models[k])
+        m.load_state_dict(self.state(k))
+        return m
+
+
+def _bcast(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return v.to(t.dtype).view(-1, *([1] * (t.ndim - 1)))
+
+
+def train_batched(configs: list[RunConfig], dataset: ImageDataset,
+                  device: str | torch.device = "auto", progress: bool = False,
+                  dtype: torch.dtype = torch.float32, model_kw: dict[str, Any] | None = None,
+                  _poison: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """Train compatible ``configs`` (one :func:`batch_key`) as one stack; one dict a run.
+
+    Each dict is what :func:`~.loop.train` returns for that config. ``dtype`` and
+    ``model_kw`` (passed to the model) serve the tests; ``_poison=(k, step)`` sets model
+    ``k``'s weights to NaN before that step (tests of divergence isolation).
+    """
+    if len({batch_key(c) for c in configs}) != 1:
+        raise ValueError("train_batched needs configs that differ only in " + ", ".join(BATCH_FIELDS))
+    t_start = time.perf_counter()
+    c0, k_models = configs[0], len(configs)
+    dev = _resolve_device(device)
+    ds = prepare_data(c0, dataset)
+    conv = c0.model != "mlp"
+    models = []
+    for c in configs:
+        torch.manual_seed(c.seed)
+        m = build_model(c, ds, **(model_kw or {}))
+        models.append(m.to(dev, dtype, memory_format=torch.channels_last) if conv
+                      else m.to(dev, dtype))
+    stack = Stack(models)
+    augment = c0.augments()
+    shared = len({c.seed for c in configs}) == 1
+
+    def loader(seed: int) -> DeviceLoader:
+        return DeviceLoader(ds.x_train, ds.y_train, c0.batch_size, mean=ds.mean, std=ds.std,
+                            device=dev, train=True, pad=2 if augment else 0, flip=augment,
+                            seed=seed, dtype=dtype, channels_last=conv)
+
+    loaders = [loader(configs[0].seed)] if shared else [loader(c.seed) for c in configs]
+    test_loader = DeviceLoader(ds.x_test, ds.y_test, eval_batch_size(len(ds.y_test)),
+                               mean=ds.mean, std=ds.std, device=dev, train=False, dtype=dtype,
+                               channels_last=conv)
+    spe = len(loaders[0])
+    main_steps = c0.epochs * spe
+    n_epochs = c0.epochs + c0.final_constant_lr_epochs
+    total = n_epochs * spe
+    switch = [_switch_step(c, main_steps) for c in configs]
+    # Radius of each model at each step, and whether it takes a SAM step (switch passed):
+    # known in advance, so the step needs no host sync.
+    rho_tab = [[_rho_at(c, t, switch[k], main_steps) for k, c in enumerate(configs)]
+               for t in range(total + 1)]
+    sam_tab = [[get_method(c.method, "network").sam and t >= switch[k]
+                for k, c in enumerate(configs)] for t in range(total + 1)]
+    rho_dev = torch.tensor(rho_tab, device=dev, dtype=torch.float64)
+    sam_dev = torch.tensor(sam_tab, device=dev)
+    opt = torch.optim.SGD(stack.trainable, lr=c0.lr, momentum=c0.momentum, nesterov=c0.nesterov,
+                          weight_decay=c0.weight_decay)
+    use_amp = c0.amp and dev.type == "cuda"
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp
+                else contextlib.nullcontext)
+    norm_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    probe_any = c0.probe
+    snapshots: dict[int, list] = {k: [(0, _cpu(stack.state(k)))] for k, c in enumerate(configs)
+                                  if probe_any and not get_method(c.method, "network").sam}
+
+    def loss_of(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # (K,) mean losses
+        o = out if out.dtype == torch.float64 else out.float()
+        return F.cross_entropy(o.flatten(0, 1), y.flatten(), reduction="none",
+                               label_smoothing=c0.label_smoothing).view(k_models, -1).mean(1)
+
+    status = ["ok"] * k_models
+    diverged_at: list[dict[str, int] | None] = [None] * k_models
+    epochs: list[list[dict[str, Any]]] = [[] for _ in configs]
+    step = 0
+    train_s = 0.0
+    for epoch in range(n_epochs):
+        t0 = time.perf_counter()
+        stack.train(True)
+        zeros = lambda dt=torch.float64: torch.zeros(k_models, device=dev, dtype=dt)  # noqa: E731
+        loss_sum, gn_sum, gnp_sum = zeros(), zeros(), zeros()
+        correct, n_pert = zeros(torch.long), zeros(torch.long)
+        losses: list[torch.Tensor] = []
+        first_step, n_seen = step, 0
+        for batches in zip(*loaders, strict=True):
+            if shared:
+                xb, yb = batches[0]
+                yk = yb.expand(k_models, -1)
+            else:
+                xb = torch.stack([b[0] for b in batches])
+                yk = torch.stack([b[1] for b in batches])
+            if _poison is not None and _poison[1] == step:
+                with torch.no_grad():
+                    for p in stack.trainable:
+                        p[_poison[0]] = float("nan")
+            lr = lr_at(step, main_steps, c0.lr, c0.lr_schedule, c0.warmup_frac, c0.final_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with autocast():
+                out = stack.forward(xb, shared)
+            loss = loss_of(out, yk)
+            loss.sum().backward()  # slice k of each gradient: model k's own gradient
+            grads = [p.grad for p in stack.trainable]
+            gn = stack.norms(grads, norm_dtype)
+            if any(sam_tab[step]):
+                active = sam_dev[step]
+                with torch.no_grad():
+                    saved = [p.detach().clone() for p in stack.trainable]
+                    scale = perturbation_scale(gn, rho_dev[step].to(norm_dtype))
+                    for p, g in zip(stack.trainable, grads, strict=True):
+                        p.add_(g * _bcast(scale, p))
+                    g_w = [g.clone() for g in grads]
+                for p in stack.trainable:
+                    p.grad = None
+                disable_running_stats(stack.base)  # running statistics frozen, as in SAM
+                try:
+                    with autocast():
+                        out2 = stack.forward(xb, shared)
+                    loss_of(out2, yk).sum().backward()
+                finally:
+                    enable_running_stats(stack.base)
+                with torch.no_grad():
+                    g_plus = [p.grad for p in stack.trainable]
+                    gnp = stack.norms(g_plus, norm_dtype)
+                    for p, s, g0, g1 in zip(stack.trainable, saved, g_w, g_plus, strict=True):
+                        p.copy_(s)  # restore w exactly
+                        p.grad = torch.where(_bcast(active, g1).bool(), g1, g0)
+                    gnp_sum += torch.where(active, gnp.double(), 0.0)
+                    n_pert += active.long()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            gn_sum += gn.double()
+            step += 1
+            loss_d = loss.detach()
+            loss_sum += loss_d.double() * yk.shape[1]
+            correct += (out.detach().argmax(-1) == yk).sum(1)
+            n_seen += yk.shape[1]
+            losses.append(loss_d)
+        finite = torch.isfinite(torch.stack(losses)).cpu()  # one host sync an epoch
+        train_s += time.perf_counter() - t0
+        w_norm = stack.norms(stack.trainable, torch.float32).cpu().tolist()
+        loss_l, acc_l = (loss_sum / max(1, n_seen)).cpu().tolist(), (correct.double() / max(1, n_seen)).cpu().tolist()
+        gn_l = (gn_sum / max(1, spe)).cpu().tolist()
+        np_l = n_pert.cpu().tolist()
+        gnp_l = (gnp_sum / n_pert.clamp_min(1)).cpu().tolist()
+        test = None
+        if evaluates_at(c0, epoch + 1, n_epochs):
+            test = _evaluate(stack, test_loader, shared_x=True, autocast=autocast)
+        for k, c in enumerate(configs):
+            if status[k] != "ok":
+                continue
+            rec: dict[str, Any] = {
+                "epoch": epoch + 1, "step": step, "lr": lr,
+                "rho": rho_tab[step][k] if sam_tab[step][k] else 0.0,
+                "sam_active": bool(sam_tab[step][k]),
+                "train_loss": loss_l[k], "train_acc": acc_l[k], "grad_norm": gn_l[k],
+                "perturbed_grad_norm": gnp_l[k] if np_l[k] else None,
+                "trainable_weight_norm": w_norm[k], "train_time_s": train_s / k_models,
+            }
+            if not bool(finite[:, k].all()):
+                status[k] = "diverged"
+                bad = int((~finite[:, k]).nonzero()[0, 0])
+                diverged_at[k] = {"step": first_step + bad, "epoch": epoch}
+                rec.update(test_loss=None, test_acc=None)
+            elif test is not None:
+                rec["test_loss"], rec["test_acc"] = test[0][k], test[1][k]
+            else:
+                rec["test_loss"] = rec["test_acc"] = None
+            rec["epoch_time_s"] = (time.perf_counter() - t0) / k_models
+            epochs[k].append(rec)
+            if k in snapshots:
+                snapshots[k].append((epoch + 1, _cpu(stack.state(k))))
+        if progress:
+            print(f"  [batched K={k_models}] epoch {epoch + 1}/{n_epochs}: "
+                  f"{time.perf_counter() - t0:.1f} s")
+    shared_s = (time.perf_counter() - t_start) / k_models
+    outs = []
+    for k, c in enumerate(configs):
+        t_probe = time.perf_counter()
+        model = stack.module(k)
+        probe = None
+        if c.probe and status[k] == "ok":
+            probe = end_of_training_probe(model, c, ds, dev, rho_tab[total][k], test_loader,
+                                          augment, autocast, snapshots.get(k))
+        last = epochs[k][-1] if epochs[k] else {}
+        outs.append({
+            "status": status[k], "diverged_at": diverged_at[k], "epochs": epochs[k],
+            "final": {n: last.get(n) for n in ("train_loss", "train_acc", "test_loss", "test_acc",
+                                               "grad_norm", "perturbed_grad_norm",
+                                               "trainable_weight_norm")},
+            "steps": step, "steps_per_epoch": spe, "main_steps": main_steps,
+            "wall_time_s": shared_s + time.perf_counter() - t_probe, "device": str(dev),
+            "dataset": ds.name, "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+            "n_params": sum(p.numel() for p in model.parameters()), "probe": probe,
+            "model": model, "batched": k_models,
+        })
+    return outs
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: t.to("cpu", copy=True) for n, t in state.items()}
+
+
+@torch.no_grad()
+def _evaluate(stack: Stack, loader: DeviceLoader, shared_x: bool, autocast: Any
+              ) -> tuple[list[float], list[float]]:
+    """Per-model mean cross-entropy and accuracy (eval mode: running statistics)."""
+    stack.train(False)
+    loss = torch.zeros(stack.k, device=loader.device, dtype=torch.float64)
+    correct = torch.zeros(stack.k, device=loader.device, dtype=torch.long)
+    n = 0
+    for xb, yb in loader:
+        with autocast():
+            out = stack.forward(xb, shared_x)
+        o = out if out.dtype == torch.float64 else out.float()
+        loss += F.cross_entropy(o.flatten(0, 1), yb.repeat(stack.k), reduction="none"
+                                ).view(stack.k, -1).sum(1).double()
+        correct += (out.argmax(-1) == yb).sum(1)
+        n += len(yb)
+    stack.train(True)
+    return (loss / n).cpu().tolist(), (correct.double() / n).cpu().tolist()
