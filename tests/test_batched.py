@@ -74,10 +74,62 @@ def test_groups_keep_order_and_split_incompatible_configs():
     a = [BASE.replace(seed=s) for s in (0, 1)]
     other = BASE.replace(lr=0.1)
     runs = [a[0], CONFIGS[1], other, CONFIGS[2], a[1], CONFIGS[3]]
-    groups = batch_groups(runs, max_k=3)
+    groups = batch_groups(runs, max_k=3, by_seed=False)
     assert groups == [[a[0], CONFIGS[1], CONFIGS[2]], [other], [a[1], CONFIGS[3]]]
+    assert batch_groups(runs, max_k=8) == [[a[0], CONFIGS[1], CONFIGS[2], CONFIGS[3]], [other],
+                                           [a[1]]]
     assert batch_key(BASE) == batch_key(CONFIGS[2].replace(seed=4))
     asam = CONFIGS[1].replace(adaptive=True)
     assert batch_key(asam) != batch_key(asam.replace(seed=1))  # ASAM: never batched
     with pytest.raises(ValueError, match="differ only"):
         train_batched([BASE, other], SYN12, device="cpu")
+
+
+def test_sweep_groups_runs_and_writes_one_file_each(tmp_path, monkeypatch, capsys):
+    from sam_hallucination.experiments import Sweep, grid, load_results, run_sweep
+    from sam_hallucination.runs import probe as P
+
+    monkeypatch.setenv("SAM_CACHE_DIR", str(tmp_path / "cache"))
+    P._LADDERS.clear()
+    base = RunConfig(dataset="synthetic", model="mlp", hidden=16, epochs=2, batch_size=32,
+                     n_train=64, n_test=32, lr=0.05, warmup_frac=0.0, probe=True,
+                     probe_batches=2, final_constant_lr_epochs=1)
+    sweep = Sweep("b", "x", grid(base, rhos=(0.1, 1.0), seeds=(0, 1),
+                                 methods=("sgd", "sam", "switch"), switch_fracs=(0.5,)))
+    data = {"synthetic": SYN12}
+    seen = []
+    out = run_sweep(sweep, results_dir=tmp_path / "bat", device="cpu", progress=False,
+                    datasets=data, batch=4, on_result=lambda p, r: seen.append((p.name, r)))
+    assert out["left"] == 0 and len(out["ran"]) == len(sweep) == 10
+    assert "(batched x4)" in capsys.readouterr().out
+    assert [n for n, _ in seen] == [f"{i}.json" for i in out["ran"]]
+    P._LADDERS.clear()
+    run_sweep(sweep, results_dir=tmp_path / "one", device="cpu", progress=False, datasets=data,
+              batch=1)
+    one = {r["run_id"]: r for r in load_results(sweep, tmp_path / "one")}
+    for r in load_results(sweep, tmp_path / "bat"):
+        o = one[r["run_id"]]
+        assert set(r) == set(o) and set(r["probe"]) == set(o["probe"])  # same schema
+        assert r["final"]["train_loss"] == pytest.approx(o["final"]["train_loss"], rel=1e-4)
+        if r["config"]["method"] != "sgd":
+            assert r["probe"]["sgd_control"]["status"] == "ok"
+
+
+def test_dry_run_says_whether_it_is_calibrated(tmp_path, capsys):
+    import json
+
+    from sam_hallucination.experiments import run_sweep
+
+    a = run_sweep("cifar10-rho", results_dir=tmp_path, device="cuda", dry_run=True, seeds=[0])
+    assert "uncalibrated (no CUDA benchmark yet)" in capsys.readouterr().out
+    (tmp_path / "benchmarks").mkdir()
+    cal = {"epoch_s": {"sgd": 0.5, "sam": 1.0}, "group_epoch_s": {"1": 1.0, "4": 2.0, "8": 3.0},
+           "device_name": "Fake H200", "torch": "9"}
+    (tmp_path / "benchmarks" / "train_step_cuda.txt").write_text(
+        "CUDA stuff\ncalibration " + json.dumps(cal) + "\n")
+    b = run_sweep("cifar10-rho", results_dir=tmp_path, device="cuda", dry_run=True, seeds=[0])
+    text = capsys.readouterr().out
+    assert "calibrated by" in text and "Fake H200" in text and "7 at once" in text
+    assert 0 < b["estimate_s"] < a["estimate_s"]
+    # 7 runs batched: 17 epochs at the K=7 group time, plus the probes
+    assert b["estimate_s"] > 17 * (2.0 + 0.75 * 1.0)

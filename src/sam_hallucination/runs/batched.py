@@ -44,7 +44,15 @@ from ..methods import get_method
 from ..optim import disable_running_stats, enable_running_stats
 from ..optim.perturbation import perturbation_scale
 from .config import RunConfig
-from .loop import _resolve_device, build_model, eval_batch_size, evaluates_at, lr_at, prepare_data
+from .loop import (
+    _resolve_device,
+    build_model,
+    eval_batch_size,
+    evaluates_at,
+    lr_at,
+    prepare_data,
+    train,
+)
 from .probe import end_of_training_probe
 
 BATCH_FIELDS = ("method", "rho", "switch_frac", "seed")  # what may differ inside a group
@@ -56,22 +64,33 @@ def batch_key(config: RunConfig) -> str:
     return repr(sorted(d.items())) + (config.run_id() if config.adaptive else "")
 
 
-def batch_groups(configs: list[RunConfig], max_k: int) -> list[list[RunConfig]]:
-    """Consecutive runs in groups of at most ``max_k`` compatible configs, in run order.
+def batch_groups(configs: list[RunConfig], max_k: int, by_seed: bool = True
+                 ) -> list[list[RunConfig]]:
+    """Runs in groups of at most ``max_k`` compatible configs, in run order.
 
-    A group is the next run plus the following runs with its key, up to ``max_k``; so
-    the order of first runs is kept and a sweep's SGD run (first of its seed) trains in the
+    A group is the next run plus the following runs with its key (and, with ``by_seed``,
+    its seed: one data stream for the whole group, the cheap case), up to ``max_k``. So the
+    order of first runs is kept and a sweep's SGD run (first of its seed) trains in the
     first group of its seed, before the SAM runs whose probe needs its snapshots.
     """
     left = list(configs)
     groups = []
     while left:
-        key = batch_key(left[0])
-        group = [c for c in left if batch_key(c) == key][:max(1, max_k)]
+        key = (batch_key(left[0]), left[0].seed if by_seed else None)
+        group = [c for c in left if (batch_key(c), c.seed if by_seed else None) == key
+                 ][:max(1, max_k)]
         ids = {id(c) for c in group}
         left = [c for c in left if id(c) not in ids]
         groups.append(group)
     return groups
+
+
+def train_group(configs: list[RunConfig], dataset: ImageDataset, device: str | torch.device,
+                progress: bool = False) -> list[dict[str, Any]]:
+    """One run: :func:`~.loop.train`; several compatible runs: :func:`train_batched`."""
+    if len(configs) == 1:
+        return [train(configs[0], dataset, device=device, progress=progress)]
+    return train_batched(configs, dataset, device=device, progress=progress)
 
 
 def _rho_at(config: RunConfig, t: int, switch: int, total: int) -> float:
@@ -274,7 +293,7 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
         test = None
         if evaluates_at(c0, epoch + 1, n_epochs):
             test = _evaluate(stack, test_loader, shared_x=True, autocast=autocast)
-        for k, c in enumerate(configs):
+        for k in range(k_models):
             if status[k] != "ok":
                 continue
             rec: dict[str, Any] = {

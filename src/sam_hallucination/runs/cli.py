@@ -2,7 +2,9 @@
 
     python -m sam_hallucination.experiments --list
     python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
-        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--dry-run]
+        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--batch K] [--dry-run]
+    python -m sam_hallucination.experiments cifar10-rho cifar10-remedy --seeds 0 \\
+        --device cuda --dry-run          # one plan over several sweeps (shared runs once)
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import sys
 
 import torch
 
-from .sweeps import SWEEPS, run_sweep
+from .sweeps import SWEEPS, Sweep, get_sweep, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sam_hallucination.experiments",
                                 description="Run (a slice of) a named sweep; resumes.")
-    p.add_argument("sweep", nargs="?", help="sweep name (see --list)")
+    p.add_argument("sweep", nargs="*", help="sweep name (see --list); several with --dry-run")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     p.add_argument("--data", default=None, help="folder (or .npz) with the data files")
     p.add_argument("--results", default="results", help="results folder (default results/)")
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--save-models", action="store_true",
                    help="also save each run's final weights as <run_id>.pt")
+    p.add_argument("--batch", type=int, default=None,
+                   help="train up to K compatible runs at once (default 8 on CUDA, 1 on CPU)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
     a = p.parse_args(argv)
@@ -45,9 +49,23 @@ def main(argv: list[str] | None = None) -> int:
         seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
-    run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
-              max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
-              progress=not a.no_progress, save_models=a.save_models, seeds=seeds)
+    if len(a.sweep) > 1 and not a.dry_run:
+        p.error("several sweeps only with --dry-run (run them one by one)")
+    unknown = [n for n in a.sweep if n not in SWEEPS]
+    if unknown:
+        p.error(f"unknown sweep(s) {', '.join(unknown)}; see --list")
+    total, seen = 0.0, set()
+    for name in a.sweep:  # a run shared by two sweeps (same config) is planned once
+        sw = get_sweep(name)
+        sw = Sweep(sw.name, sw.description, [c for c in sw.runs if c.run_id() not in seen])
+        seen |= {c.run_id() for c in sw.runs}
+        out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
+                        max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
+                        progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
+                        batch=a.batch)
+        total += out.get("estimate_s", 0.0)
+    if len(a.sweep) > 1:
+        print(f"[{' + '.join(a.sweep)}] estimated {total:.0f} s in all")
     return 0
 
 

@@ -20,21 +20,14 @@ import torch
 from ..checks import is_int
 from ..data import ImageDataset, load_dataset
 from ..methods import get_method
+from .batched import batch_groups, train_group
 from .config import RunConfig
-from .loop import train
+from .estimate import GUESS_EPOCH_S, calibration_note, group_seconds, load_calibration
 from .store import read_result, result_record, write_json_atomic
 
-# Rough seconds per epoch over the full 50k-image training set, for an SGD run
-# (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
-# are guesses until a GPU run replaces them: estimates from finished results win.
-EPOCH_COST_S = {
-    ("airbench", "cpu"): 800.0,
-    ("resnet18", "cpu"): 6000.0,
-    ("mlp", "cpu"): 5.0,
-    ("airbench", "cuda"): 0.6,
-    ("resnet18", "cuda"): 6.0,
-    ("mlp", "cuda"): 0.1,
-}
+# Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
+# prices the batched groups (and reads a CUDA calibration when one exists).
+EPOCH_COST_S = GUESS_EPOCH_S
 
 
 @dataclass
@@ -183,15 +176,21 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
               max_runs: int | None = None, time_budget: float | None = None,
               dry_run: bool = False, progress: bool = True,
               datasets: dict[str, ImageDataset] | None = None,
-              save_models: bool = False, seeds: Iterable[int] | None = None) -> dict[str, Any]:
+              save_models: bool = False, seeds: Iterable[int] | None = None,
+              batch: int | None = None,
+              on_result: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
     skipped. ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds)
-    stops before a run whose estimated time would overrun it. ``datasets`` maps registry
-    names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
-    ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
-    ``seeds`` restricts this call to the runs with those training seeds (counts too).
+    stops before a group of runs whose estimated time would overrun it (shrinking the group
+    first). ``datasets`` maps registry names to already-loaded data sets (otherwise they are
+    loaded once, from ``data_root``). ``save_models=True`` also writes the final weights to
+    ``<run_id>.pt`` (a state_dict). ``seeds`` restricts this call to the runs with those
+    training seeds (counts too). ``batch``: up to that many compatible runs train at once as
+    one batched computation (:mod:`.batched`; default 8 on CUDA, 1 on the CPU); each still
+    gets its own result file. ``on_result(path, record)`` is called after each result file
+    is written.
     """
     sweep = get_sweep(name_or_sweep)
     if seeds is not None:
@@ -203,8 +202,11 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
+    if batch is not None and (not is_int(batch) or batch < 1):
+        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    batch = batch or (8 if str(device).startswith("cuda") else 1)
     folder = Path(results_dir) / sweep.name
     done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
     finished = [r for r in done.values() if r is not None]
@@ -212,44 +214,61 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     n_div = sum(r["status"] == "diverged" for r in finished)
     print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
           f"({n_div} diverged), {len(todo)} left; device {device}")
+    groups = batch_groups(todo, batch)
+    calibration = load_calibration(results_dir)
     if dry_run:
         total = 0.0
-        for c in todo:
-            est = estimate_seconds(c, device, finished)
+        for g in groups:
+            est = group_seconds(g, device, calibration)
             total += est
-            print(f"  {c.run_id():70s} ~{est:8.1f} s")
-        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs on {device}")
+            print(f"  {len(g)} at once ~{est:8.1f} s: {', '.join(c.run_id() for c in g)}")
+        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs in {len(groups)} "
+              f"group(s) of at most {batch} on {device}; {calibration_note(device, calibration)}")
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
                 "estimate_s": total}
     datasets = dict(datasets or {})
     folder.mkdir(parents=True, exist_ok=True)
     ran: list[str] = []
     t0 = time.perf_counter()
-    for c in todo:
-        if max_runs is not None and len(ran) >= max_runs:
-            break
-        if time_budget is not None:
-            est = estimate_seconds(c, device, finished)
-            if time.perf_counter() - t0 + est > time_budget:
-                print(f"[{sweep.name}] stopping: next run needs ~{est:.0f} s, budget left "
-                      f"{time_budget - (time.perf_counter() - t0):.0f} s")
+    for group in groups:
+        if max_runs is not None:
+            group = group[:max_runs - len(ran)]
+            if not group:
                 break
-        if c.dataset not in datasets:
-            datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
-        out = train(c, datasets[c.dataset], device=device, progress=progress)
-        rec = result_record(c, out, sweep.name, device)
-        if save_models:  # weights first: a result file never points at missing weights
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
-            os.close(fd)
-            torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
-            os.replace(tmp, folder / f"{c.run_id()}.pt")
-        write_json_atomic(folder / f"{c.run_id()}.json", rec)
-        finished.append(rec)
-        ran.append(c.run_id())
-        n_div += rec["status"] == "diverged"
-        acc = rec["final"]["test_acc"]
-        print(f"  {c.run_id()}: {rec['status']}, test acc "
-              f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s")
+        if time_budget is not None:
+            left_s = time_budget - (time.perf_counter() - t0)
+            full = len(group)
+            while group and group_seconds(group, device, calibration) > left_s:
+                group = group[:-1]
+            if not group:
+                print(f"[{sweep.name}] stopping: the next run needs "
+                      f"~{group_seconds(todo[len(ran):][:1], device, calibration):.0f} s, "
+                      f"budget left {left_s:.0f} s")
+                break
+            if len(group) < full:
+                print(f"[{sweep.name}] budget: {len(group)} of {full} runs of the next group")
+        c0 = group[0]
+        if c0.dataset not in datasets:
+            datasets[c0.dataset] = load_dataset(c0.dataset, root=data_root)
+        outs = train_group(group, datasets[c0.dataset], device, progress)
+        for c, out in zip(group, outs, strict=True):
+            rec = result_record(c, out, sweep.name, device)
+            if save_models:  # weights first: a result file never points at missing weights
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
+                os.close(fd)
+                torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
+                os.replace(tmp, folder / f"{c.run_id()}.pt")
+            path = folder / f"{c.run_id()}.json"
+            write_json_atomic(path, rec)
+            if on_result is not None:
+                on_result(path, rec)
+            finished.append(rec)
+            ran.append(c.run_id())
+            n_div += rec["status"] == "diverged"
+            acc = rec["final"]["test_acc"]
+            print(f"  {c.run_id()}: {rec['status']}, test acc "
+                  f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s"
+                  + (f" (batched x{len(group)})" if len(group) > 1 else ""))
     left = len(todo) - len(ran)
     print(f"[{sweep.name}] done {len(finished)}, left {left}, diverged {n_div} "
           f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s)")
