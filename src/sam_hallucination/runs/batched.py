@@ -221,6 +221,7 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
     epochs: list[list[dict[str, Any]]] = [[] for _ in configs]
     step = 0
     train_s = 0.0
+    saved: list[torch.Tensor] | None = None  # w during the perturbed pass
     for epoch in range(n_epochs):
         t0 = time.perf_counter()
         stack.train(True)
@@ -252,11 +253,13 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             if any(sam_tab[step]):
                 active = sam_dev[step]
                 with torch.no_grad():
-                    saved = [p.detach().clone() for p in stack.trainable]
+                    if saved is None:
+                        saved = [torch.empty_like(p) for p in stack.trainable]
+                    torch._foreach_copy_(saved, [p.detach() for p in stack.trainable])
                     scale = perturbation_scale(gn, rho_dev[step].to(norm_dtype))
                     for p, g in zip(stack.trainable, grads, strict=True):
                         p.add_(g * _bcast(scale, p))
-                    g_w = [g.clone() for g in grads]
+                g_w = grads  # kept: the second backward writes fresh gradient tensors
                 for p in stack.trainable:
                     p.grad = None
                 disable_running_stats(stack.base)  # running statistics frozen, as in SAM
