@@ -133,3 +133,20 @@ def test_dry_run_says_whether_it_is_calibrated(tmp_path, capsys):
     assert 0 < b["estimate_s"] < a["estimate_s"]
     # 7 runs batched: 17 epochs at the K=7 group time, plus the probes
     assert b["estimate_s"] > 17 * (2.0 + 0.75 * 1.0)
+
+
+def test_pick_batch_returns_a_candidate():
+    from sam_hallucination.runs.batched import pick_batch
+
+    assert pick_batch("cpu", ks=(1, 2), model="mlp", batch_size=16, verbose=False) in (1, 2)
+
+
+def test_gpu_session_refuses_a_bad_batch(tmp_path):
+    import subprocess
+
+    from test_gpu_session import SESSION, session_env
+
+    env = session_env(tmp_path, tmp_path / "out", GPU_PLAN="smoke", GPU_BATCH="eight")
+    r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode != 0 and "GPU_BATCH='eight'" in r.stdout + r.stderr
