@@ -29,21 +29,15 @@ such configs a group of their own.
 from __future__ import annotations
 
 import contextlib
-import copy
 import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, vmap
 
 from ..data import DeviceLoader, ImageDataset
 from ..methods import get_method
-from ..optim import disable_running_stats, enable_running_stats
-from ..optim.perturbation import perturbation_scale
 from .config import RunConfig
 from .loop import (
     _resolve_device,
@@ -55,6 +49,7 @@ from .loop import (
     train,
 )
 from .probe import end_of_training_probe
+from .stack import Stack, cpu_state, norms
 
 BATCH_FIELDS = ("method", "rho", "switch_frac", "seed")  # what may differ inside a group
 
@@ -110,47 +105,6 @@ def _rho_at(config: RunConfig, t: int, switch: int, total: int) -> float:
 def _switch_step(config: RunConfig, main_steps: int) -> int:
     return int(round(config.switch_frac * main_steps)) if get_method(config.method,
                                                                      "network").switch else 0
-
-
-class Stack:
-    """K networks as stacked weights and buffers, run through one meta-device copy."""
-
-    def __init__(self, models: list[nn.Module]) -> None:
-        self.models = models
-        self.k = len(models)
-        self.base = copy.deepcopy(models[0]).to("meta")
-        named = [dict(m.named_parameters()) for m in models]
-        self.params = {n: torch.stack([d[n].detach() for d in named]).requires_grad_(p.requires_grad)
-                       for n, p in models[0].named_parameters()}
-        bufs = [dict(m.named_buffers()) for m in models]
-        self.buffers = {n: torch.stack([d[n] for d in bufs]) for n, _ in models[0].named_buffers()}
-        self.trainable = [p for p in self.params.values() if p.requires_grad]
-
-    def forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
-        def f(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.base, (p, b), (xb,))
-        return vmap(f, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
-
-    def train(self, mode: bool = True) -> None:
-        self.base.train(mode)
-
-    def norms(self, tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-        """Per-model global L2 norm over ``tensors`` (each (K, ...)), accumulated in ``dtype``."""
-        per = torch.stack([t.detach().flatten(1).to(dtype).norm(dim=1) for t in tensors])
-        return torch.linalg.vector_norm(per, dim=0)
-
-    def state(self, k: int) -> dict[str, torch.Tensor]:
-        return {n: t[k].detach() for n, t in {**self.params, **self.buffers}.items()}
-
-    def module(self, k: int) -> nn.Module:
-        """Model ``k`` as a plain network (its own copy of the weights and buffers)."""
-        m = copy.deepcopy(self.models[k])
-        m.load_state_dict(self.state(k))
-        return m
-
-
-def _bcast(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return v.to(t.dtype).view(-1, *([1] * (t.ndim - 1)))
 
 
 def train_batched(configs: list[RunConfig], dataset: ImageDataset,
@@ -209,22 +163,15 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
                 else contextlib.nullcontext)
     if use_amp:
         torch.backends.cudnn.benchmark = True
-    norm_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     probe_any = c0.probe
-    snapshots: dict[int, list] = {k: [(0, _cpu(stack.state(k)))] for k, c in enumerate(configs)
+    snapshots: dict[int, list] = {k: [(0, cpu_state(stack.state(k)))] for k, c in enumerate(configs)
                                   if probe_any and not get_method(c.method, "network").sam}
-
-    def loss_of(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # (K,) mean losses
-        o = out if out.dtype == torch.float64 else out.float()
-        return F.cross_entropy(o.flatten(0, 1), y.flatten(), reduction="none",
-                               label_smoothing=c0.label_smoothing).view(k_models, -1).mean(1)
 
     status = ["ok"] * k_models
     diverged_at: list[dict[str, int] | None] = [None] * k_models
     epochs: list[list[dict[str, Any]]] = [[] for _ in configs]
     step = 0
     train_s = 0.0
-    saved: list[torch.Tensor] | None = None  # w during the perturbed pass
     for epoch in range(n_epochs):
         t0 = time.perf_counter()
         stack.train(True)
@@ -247,41 +194,12 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             lr = lr_at(step, main_steps, c0.lr, c0.lr_schedule, c0.warmup_frac, c0.final_lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with autocast():
-                out = stack.forward(xb, shared)
-            loss = loss_of(out, yk)
-            loss.sum().backward()  # slice k of each gradient: model k's own gradient
-            grads = [p.grad for p in stack.trainable]
-            gn = stack.norms(grads, norm_dtype)
-            if any(sam_tab[step]):
-                active = sam_dev[step]
-                with torch.no_grad():
-                    if saved is None:
-                        saved = [torch.empty_like(p) for p in stack.trainable]
-                    torch._foreach_copy_(saved, [p.detach() for p in stack.trainable])
-                    scale = perturbation_scale(gn, rho_dev[step].to(norm_dtype))
-                    for p, g in zip(stack.trainable, grads, strict=True):
-                        p.add_(g * _bcast(scale, p))
-                g_w = grads  # kept: the second backward writes fresh gradient tensors
-                for p in stack.trainable:
-                    p.grad = None
-                disable_running_stats(stack.base)  # running statistics frozen, as in SAM
-                try:
-                    with autocast():
-                        out2 = stack.forward(xb, shared)
-                    loss_of(out2, yk).sum().backward()
-                finally:
-                    enable_running_stats(stack.base)
-                with torch.no_grad():
-                    g_plus = [p.grad for p in stack.trainable]
-                    gnp = stack.norms(g_plus, norm_dtype)
-                    for p, s, g0, g1 in zip(stack.trainable, saved, g_w, g_plus, strict=True):
-                        p.copy_(s)  # restore w exactly
-                        p.grad = torch.where(_bcast(active, g1).bool(), g1, g0)
-                    gnp_sum += torch.where(active, gnp.double(), 0.0)
-                    n_pert += active.long()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            active = sam_dev[step] if any(sam_tab[step]) else None
+            loss, out, gn, gnp = stack.step(opt, xb, yk, shared, rho_dev[step], active,
+                                            c0.label_smoothing, autocast)
+            if gnp is not None:
+                gnp_sum += torch.where(active, gnp.double(), 0.0)
+                n_pert += active.long()
             gn_sum += gn.double()
             step += 1
             loss_d = loss.detach()
@@ -291,14 +209,14 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             losses.append(loss_d)
         finite = torch.isfinite(torch.stack(losses)).cpu()  # one host sync an epoch
         train_s += time.perf_counter() - t0
-        w_norm = stack.norms(stack.trainable, torch.float32).cpu().tolist()
+        w_norm = norms(stack.trainable, torch.float32).cpu().tolist()
         loss_l, acc_l = (loss_sum / max(1, n_seen)).cpu().tolist(), (correct.double() / max(1, n_seen)).cpu().tolist()
         gn_l = (gn_sum / max(1, spe)).cpu().tolist()
         np_l = n_pert.cpu().tolist()
         gnp_l = (gnp_sum / n_pert.clamp_min(1)).cpu().tolist()
         test = None
         if evaluates_at(c0, epoch + 1, n_epochs):
-            test = _evaluate(stack, test_loader, shared_x=True, autocast=autocast)
+            test = stack.evaluate(test_loader, autocast)
         for k in range(k_models):
             if status[k] != "ok":
                 continue
@@ -322,7 +240,7 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             rec["epoch_time_s"] = (time.perf_counter() - t0) / k_models
             epochs[k].append(rec)
             if k in snapshots:
-                snapshots[k].append((epoch + 1, _cpu(stack.state(k))))
+                snapshots[k].append((epoch + 1, cpu_state(stack.state(k))))
         if progress:
             print(f"  [batched K={k_models}] epoch {epoch + 1}/{n_epochs}: "
                   f"{time.perf_counter() - t0:.1f} s")
@@ -348,30 +266,6 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             "model": model, "batched": k_models,
         })
     return outs
-
-
-def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {n: t.to("cpu", copy=True) for n, t in state.items()}
-
-
-@torch.no_grad()
-def _evaluate(stack: Stack, loader: DeviceLoader, shared_x: bool, autocast: Any
-              ) -> tuple[list[float], list[float]]:
-    """Per-model mean cross-entropy and accuracy (eval mode: running statistics)."""
-    stack.train(False)
-    loss = torch.zeros(stack.k, device=loader.device, dtype=torch.float64)
-    correct = torch.zeros(stack.k, device=loader.device, dtype=torch.long)
-    n = 0
-    for xb, yb in loader:
-        with autocast():
-            out = stack.forward(xb, shared_x)
-        o = out if out.dtype == torch.float64 else out.float()
-        loss += F.cross_entropy(o.flatten(0, 1), yb.repeat(stack.k), reduction="none"
-                                ).view(stack.k, -1).sum(1).double()
-        correct += (out.argmax(-1) == yb).sum(1)
-        n += len(yb)
-    stack.train(True)
-    return (loss / n).cpu().tolist(), (correct.double() / n).cpu().tolist()
 
 
 def pick_batch(device: str = "cuda", ks: tuple[int, ...] = (1, 4, 8), model: str = "airbench",
