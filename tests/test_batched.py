@@ -150,3 +150,45 @@ def test_gpu_session_refuses_a_bad_batch(tmp_path):
     r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=60,
                        env=env)
     assert r.returncode != 0 and "GPU_BATCH='eight'" in r.stdout + r.stderr
+
+
+def _walk(a, b, path=""):
+    """Yield (path, a, b) for every number in two nested records."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k not in ("time_s",):
+                yield from _walk(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _walk(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        yield path, a, b
+    else:
+        assert a == b, (path, a, b)
+
+
+def test_batched_probe_equals_the_one_by_one_probe(tmp_path, monkeypatch):
+    from sam_hallucination.runs import probe as P
+
+    monkeypatch.setenv("SAM_CACHE_DIR", str(tmp_path))
+    configs = [c.replace(probe=True, probe_batches=2, final_constant_lr_epochs=1)
+               for c in CONFIGS]
+    P._LADDERS.clear()
+    bat = train_batched(configs, SYN12, device="cpu", dtype=torch.float64, model_kw=NET)
+    P._LADDERS.clear()
+    one = [train(c, SYN12, device="cpu", progress=False, dtype=torch.float64, model_kw=NET)
+           for c in configs]
+    worst = 0.0
+    for o, b in zip(one, bat, strict=True):
+        for path, x, y in _walk(o["probe"], b["probe"]):
+            # stall diagnostics: bootstrap floors in float32 sums; the rest to 1e-10
+            tol = 1e-6 * max(1.0, abs(x)) if ".stall." in path else 1e-10
+            assert abs(x - y) <= tol, (path, x, y)
+            if ".stall." not in path:
+                worst = max(worst, abs(x - y))
+    print(f"probe: max |batched - one by one| = {worst:.2e}")
+    assert bat[1]["probe"]["sgd_control"]["status"] == "ok"
+    assert bat[2]["probe"]["sam_continuation"] is not None  # switch: SAM at the end
+    assert bat[3]["probe"]["sam_continuation"] is None  # decayed rho: 0 at the end

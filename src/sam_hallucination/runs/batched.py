@@ -19,11 +19,11 @@ Every model keeps what makes it a run of its own:
 
 The base optimizer is torch SGD on the stacked tensors: element-wise, so each slice gets
 exactly its own run's update. The result of each model is the dict :func:`~.loop.train`
-returns (same keys; ``wall_time_s`` is the group's training time over K plus the model's own
-probe), and the probe runs per model on its extracted network, so result files are
-unchanged. In float64 on the CPU the runs match one-by-one training to ~1e-15
-(``tests/test_batched.py``). ASAM (``adaptive``) is not batched: :func:`batch_key` gives
-such configs a group of their own.
+returns (same keys; ``wall_time_s`` is the group's training time over K plus the model's
+share of the probes). The probes' continuations of the whole group train as one stack too
+(:mod:`.probe_batched`), so result files are unchanged. In float64 on the CPU the runs
+match one-by-one training to ~1e-15 (``tests/test_batched.py``). ASAM (``adaptive``) is not
+batched: :func:`batch_key` gives such configs a group of their own.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from .loop import (
     prepare_data,
     train,
 )
-from .probe import end_of_training_probe
+from .probe_batched import probe_group
 from .stack import Stack, cpu_state, norms
 
 BATCH_FIELDS = ("method", "rho", "switch_frac", "seed")  # what may differ inside a group
@@ -245,25 +245,28 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
             print(f"  [batched K={k_models}] epoch {epoch + 1}/{n_epochs}: "
                   f"{time.perf_counter() - t0:.1f} s")
     shared_s = (time.perf_counter() - t_start) / k_models
+    models_out = [stack.module(k) for k in range(k_models)]
+    probed = [k for k, c in enumerate(configs) if c.probe and status[k] == "ok"]
+    probes: dict[int, dict[str, Any]] = {}
+    if probed:  # every continuation of every run of the group: one stack at a time
+        found = probe_group([(models_out[k], configs[k], rho_tab[total][k], snapshots.get(k))
+                             for k in probed], ds, dev, test_loader, augment, autocast,
+                            chunk=max(k_models, 2))
+        probes = dict(zip(probed, found, strict=True))
     outs = []
-    for k, c in enumerate(configs):
-        t_probe = time.perf_counter()
-        model = stack.module(k)
-        probe = None
-        if c.probe and status[k] == "ok":
-            probe = end_of_training_probe(model, c, ds, dev, rho_tab[total][k], test_loader,
-                                          augment, autocast, snapshots.get(k))
+    for k in range(k_models):
         last = epochs[k][-1] if epochs[k] else {}
+        probe = probes.get(k)
         outs.append({
             "status": status[k], "diverged_at": diverged_at[k], "epochs": epochs[k],
             "final": {n: last.get(n) for n in ("train_loss", "train_acc", "test_loss", "test_acc",
                                                "grad_norm", "perturbed_grad_norm",
                                                "trainable_weight_norm")},
             "steps": step, "steps_per_epoch": spe, "main_steps": main_steps,
-            "wall_time_s": shared_s + time.perf_counter() - t_probe, "device": str(dev),
+            "wall_time_s": shared_s + (probe["time_s"] if probe else 0.0), "device": str(dev),
             "dataset": ds.name, "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
-            "n_params": sum(p.numel() for p in model.parameters()), "probe": probe,
-            "model": model, "batched": k_models,
+            "n_params": sum(p.numel() for p in models_out[k].parameters()), "probe": probe,
+            "model": models_out[k], "batched": k_models,
         })
     return outs
 

@@ -5,13 +5,14 @@ line ``calibration {json}`` that lands in ``results/benchmarks/train_step_cuda.t
 
 * ``epoch_s``: seconds per epoch over the full 50k-image training set, one run at a time,
   for ``sgd`` and ``sam`` (model ``airbench``, batch 512, bf16);
-* ``group_epoch_s``: seconds per epoch of a batched group of K SAM runs, for a few K;
+* ``group_epoch_s``: seconds per epoch of a batched group of K SAM runs, for a few K
+  (K = 1: the batched engine with one model);
 * ``device_name``, ``torch``.
 
 :func:`group_seconds` prices one group of runs: training as one stack (K models: the measured
 group epoch time, interpolated in K; a group with a SAM member runs two passes a step for
-all), plus each run's probe, priced from the one-by-one epoch costs (diagnostics, one SGD,
-one SAM and one matched-control continuation epoch). Without a calibration file the CUDA
+all), plus the probes: each run's diagnostics, then the group's continuations (SGD and, for
+SAM runs, SAM and the matched control) as stacks of at most K. Without a calibration file the CUDA
 numbers are the guesses of ``EPOCH_COST_S`` with no batching gain, and the estimate says
 "uncalibrated (no CUDA benchmark yet)".
 """
@@ -81,24 +82,33 @@ def group_seconds(group: list[RunConfig], device: str,
     cal = calibration if (kind == "cuda" and calibration and c0.model == "airbench") else None
     if cal:
         sgd_e, sam_e = cal["epoch_s"]["sgd"], cal["epoch_s"]["sam"]
-        group_e = (_interp(cal["group_epoch_s"], k) if k > 1 and cal.get("group_epoch_s")
-                   else k * sam_e)
-        if not any_sam:
-            group_e *= sgd_e / sam_e
     else:
         sgd_e = GUESS_EPOCH_S.get((c0.model, kind), 10.0)
         sam_e = 2 * sgd_e
-        group_e = k * (sam_e if any_sam else sgd_e)  # no batching gain assumed
-    seconds = group_e * epochs * scale
+
+    def stack_epoch(n: int, sam: bool) -> float:
+        """Seconds per full-data epoch of ``n`` models as one stack."""
+        if n == 1:
+            return sam_e if sam else sgd_e
+        if not cal:
+            return n * (sam_e if sam else sgd_e)  # no batching gain assumed
+        t = _interp(cal["group_epoch_s"], n) if cal.get("group_epoch_s") else n * sam_e
+        return t if sam else t * sgd_e / sam_e
+
+    seconds = stack_epoch(k, any_sam) * epochs * scale
+    # probes: diagnostics one run at a time (~4 passes over the fixed batches), then every
+    # continuation of the group (SGD, SAM, control) in stacks of at most K
+    jobs = 0
     for c in group:
         if c.probe:
-            n_cont = c.probe_steps / (c.train_size() // c.batch_size) if c.probe_steps else (
-                c.probe_epochs)
             sam = get_method(c.method, "network").sam
-            # diagnostics ~ 4 passes over probe_batches batches; continuations; 3 evaluations
-            diag = 4 * c.probe_batches * c.batch_size / 50_000 * sam_e
-            cont = n_cont * scale * (sgd_e + (sam_e + sgd_e if c.rho > 0 and sam else 0.0))
-            seconds += diag + cont + 0.2 * sgd_e * scale
+            jobs += 1 + 2 * (sam and c.rho > 0)
+            seconds += 4 * c.probe_batches * c.batch_size / 50_000 * sam_e + 0.2 * sgd_e * scale
+    if jobs:
+        n_cont = (c0.probe_steps / (c0.train_size() // c0.batch_size) if c0.probe_steps
+                  else c0.probe_epochs)
+        for a in range(0, jobs, k):
+            seconds += stack_epoch(min(k, jobs - a), any_sam) * n_cont * scale
     return seconds
 
 

@@ -109,7 +109,8 @@ def load_ladder(run_id: str) -> dict[str, Any] | None:
 
 
 def fixed_batches(ds: ImageDataset, n_batches: int, batch_size: int, device: torch.device,
-                  seed: int, channels_last: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  seed: int, channels_last: bool = True, dtype: torch.dtype = torch.float32
+                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``n_batches`` un-augmented training batches of ``batch_size`` (a seeded choice).
 
     Capped at the number of whole batches the training set holds (at least one).
@@ -118,7 +119,7 @@ def fixed_batches(ds: ImageDataset, n_batches: int, batch_size: int, device: tor
     idx = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(seed))
     idx = idx[: n * batch_size].numpy()
     loader = DeviceLoader(ds.x_train[idx], ds.y_train[idx], batch_size, mean=ds.mean, std=ds.std,
-                          device=device, train=False, channels_last=channels_last)
+                          device=device, train=False, dtype=dtype, channels_last=channels_last)
     return list(loader)
 
 
@@ -139,7 +140,7 @@ def batch_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]
     try:
         with frozen_bn_stats(model):
             for xb, yb in batches:  # sums stay on the device: one sync at the end
-                out = model(xb).float()
+                out = _fp32(model(xb))
                 loss += F.cross_entropy(out, yb, reduction="sum").double()
                 correct += (out.argmax(1) == yb).sum()
                 n += len(yb)
@@ -149,12 +150,40 @@ def batch_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]
     return float(loss) / n, int(correct) / n
 
 
+def _fp32(out: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: bf16/fp16 up to float32; float32 and float64 as they are."""
+    return out if out.dtype == torch.float64 else out.float()
+
+
 def _objective(loss: float, model: nn.Module, weight_decay: float) -> float:
     """Regularised training objective ``loss + λ/2 ‖w‖²`` (what SGD with coupled wd descends).
 
     ``w`` is the trainable parameters: weight decay acts on those only.
     """
     return loss + 0.5 * weight_decay * trainable_weight_norm(model) ** 2
+
+
+def record_before(m: nn.Module, config: Any, steps: int, rho: float,
+                  batches: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """A continuation's record before its steps (fixed-batch loss and objective at ``m``)."""
+    loss0, acc0 = batch_loss(m, batches)
+    return {"optimizer": "sam" if rho > 0 else "sgd", "rho": rho, "steps": steps,
+            "lr": config.final_lr, "loss_before": loss0, "acc_before": acc0,
+            "objective_before": _objective(loss0, m, config.weight_decay)}
+
+
+def record_after(rec: dict[str, Any], m: nn.Module, config: Any,
+                 batches: list[tuple[torch.Tensor, torch.Tensor]], test_loader: DeviceLoader,
+                 autocast: Any) -> dict[str, Any]:
+    """Complete ``rec`` at the continued weights ``m`` (status: all weights finite)."""
+    ok = all(bool(torch.isfinite(p).all()) for p in m.parameters() if p.requires_grad)
+    loss1, acc1 = batch_loss(m, batches) if ok else (math.nan, math.nan)
+    rec.update(status="ok" if ok else "diverged", loss_after=loss1, acc_after=acc1,
+               objective_after=_objective(loss1, m, config.weight_decay),
+               test_acc_after=evaluate(m, test_loader, autocast)[1] if ok else None)
+    rec["loss_drop"] = rec["loss_before"] - loss1
+    rec["objective_drop"] = rec["objective_before"] - rec["objective_after"]
+    return rec
 
 
 def _continue(model: nn.Module, config: Any, loader: DeviceLoader, steps: int, rho: float,
@@ -166,35 +195,29 @@ def _continue(model: nn.Module, config: Any, loader: DeviceLoader, steps: int, r
     params = [p for p in m.parameters() if p.requires_grad]
     opt = build_optimizer(config, m, steps, lr=config.final_lr, rho=rho,
                           method="sam" if rho > 0 else "sgd")
-    loss0, acc0 = batch_loss(m, batches)
-    rec: dict[str, Any] = {"optimizer": "sam" if rho > 0 else "sgd", "rho": rho, "steps": steps,
-                           "lr": config.final_lr, "loss_before": loss0, "acc_before": acc0,
-                           "objective_before": _objective(loss0, m, config.weight_decay)}
+    rec = record_before(m, config, steps, rho, batches)
 
     def criterion(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y, label_smoothing=config.label_smoothing)
+        return F.cross_entropy(_fp32(out), y, label_smoothing=config.label_smoothing)
 
-    done, status = 0, "ok"
-    while done < steps and status == "ok":
+    done = 0
+    while done < steps:
         for xb, yb in loader:
             if done >= steps:
                 break
             train_step(m, opt, xb, yb, criterion, autocast)
             done += 1
         if not all(bool(torch.isfinite(p).all()) for p in params):
-            status = "diverged"
-    loss1, acc1 = batch_loss(m, batches) if status == "ok" else (math.nan, math.nan)
-    rec.update(status=status, loss_after=loss1, acc_after=acc1,
-               objective_after=_objective(loss1, m, config.weight_decay),
-               test_acc_after=evaluate(m, test_loader, autocast)[1] if status == "ok" else None)
-    rec["loss_drop"] = loss0 - loss1
-    rec["objective_drop"] = rec["objective_before"] - rec["objective_after"]
-    return rec
+            break  # diverged
+    return record_after(rec, m, config, batches, test_loader, autocast)
 
 
 def continuation_steps(config: Any, ds: ImageDataset) -> int:
     """Steps of each continuation: ``probe_steps`` when set, else ``probe_epochs`` epochs."""
     return config.probe_steps or config.probe_epochs * (len(ds.y_train) // config.batch_size)
+
+
+Job = tuple[str, nn.Module, float]  # (record key, start weights, radius: 0 for SGD)
 
 
 def end_of_training_probe(model: nn.Module, config: Any, ds: ImageDataset, device: torch.device,
@@ -207,16 +230,43 @@ def end_of_training_probe(model: nn.Module, config: Any, ds: ImageDataset, devic
     ``snapshots`` (plain-SGD runs): the run's (epoch, state) snapshots; their losses are
     measured and saved for the control of the SAM runs of the same recipe and seed. The
     model is left bit-identical (the diagnostics restore it; continuations use copies).
+    The continuations run one by one here; :mod:`.batched` runs a group's together.
     """
     t0 = time.perf_counter()
+    out, jobs, ctx = probe_plan(model, config, ds, device, rho, snapshots)
+    loader = lambda: continuation_loader(config, ds, device, augment, ctx["dtype"])  # noqa: E731
+    recs = {key: _continue(m, config, loader(), ctx["steps"], r, ctx["batches"], test_loader,
+                           autocast) for key, m, r in jobs}
+    return probe_finish(out, recs, time.perf_counter() - t0)
+
+
+def continuation_loader(config: Any, ds: ImageDataset, device: torch.device, augment: bool,
+                        dtype: torch.dtype = torch.float32) -> DeviceLoader:
+    """The continuations' batches: the run's augmentation, one seeded order for all of them."""
+    return DeviceLoader(ds.x_train, ds.y_train, config.batch_size, mean=ds.mean, std=ds.std,
+                        device=device, train=True, pad=2 if augment else 0, flip=augment,
+                        seed=config.seed + PROBE_SEED_OFFSET, dtype=dtype,
+                        channels_last=config.model != "mlp")
+
+
+def probe_plan(model: nn.Module, config: Any, ds: ImageDataset, device: torch.device, rho: float,
+               snapshots: list[Snapshot] | None = None
+               ) -> tuple[dict[str, Any], list[Job], dict[str, Any]]:
+    """Everything but the continuations: the record so far, the continuations to run, context.
+
+    Measures the stall diagnostics and ρ/‖w‖, keeps an SGD run's snapshot ladder, and picks
+    the control's snapshot. Jobs: ``sgd_continuation`` (and ``sam_continuation`` when
+    ``rho > 0``) from ``model``, ``sgd_control`` from the matched SGD snapshot.
+    """
     conv = config.model != "mlp"
+    dtype = next(model.parameters()).dtype
     seed = config.subset_seed + PROBE_SEED_OFFSET
-    batches = fixed_batches(ds, config.probe_batches, config.batch_size, device, seed, conv)
+    batches = fixed_batches(ds, config.probe_batches, config.batch_size, device, seed, conv, dtype)
     boot = PROBE_BOOTSTRAP if len(batches) > 1 else 0
     steps = continuation_steps(config, ds)
 
     def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y)
+        return F.cross_entropy(_fp32(out), y)
 
     diag = stall_diagnostics(model, loss_fn, batches, rho=rho, weight_decay=config.weight_decay,
                              adaptive=config.adaptive, bootstrap=boot, seed=seed, train_mode=True)
@@ -228,17 +278,9 @@ def end_of_training_probe(model: nn.Module, config: Any, ds: ImageDataset, devic
         "final_rho_over_weight_norm": rho / w if w > 0 else None,
         "stall": diag.as_dict(), "looks_stalled": diag.looks_stalled(z=3.0),
     }
-
-    def loader() -> DeviceLoader:  # identical batch sequence for every continuation
-        return DeviceLoader(ds.x_train, ds.y_train, config.batch_size, mean=ds.mean, std=ds.std,
-                            device=device, train=True, pad=2 if augment else 0, flip=augment,
-                            seed=config.seed + PROBE_SEED_OFFSET, channels_last=conv)
-
-    def cont(m: nn.Module, r: float) -> dict[str, Any]:
-        return _continue(m, config, loader(), steps, r, batches, test_loader, autocast)
-
-    sgd = out["sgd_continuation"] = cont(model, 0.0)
-    out["sam_continuation"] = cont(model, rho) if rho > 0 else None
+    jobs: list[Job] = [("sgd_continuation", model, 0.0)]
+    if rho > 0:
+        jobs.append(("sam_continuation", model, rho))
     if snapshots is not None:  # the plain-SGD run: measure and keep its ladder
         losses = [batch_loss(_with_state(model, st), batches)[0] for _, st in snapshots]
         save_ladder(config.run_id(), {"run_id": config.run_id(),
@@ -246,9 +288,33 @@ def end_of_training_probe(model: nn.Module, config: Any, ds: ImageDataset, devic
                                       "states": [st for _, st in snapshots]})
         out["sgd_ladder"] = [{"epoch": e, "loss": v} for (e, _), v in zip(snapshots, losses,
                                                                           strict=True)]
-    out["sgd_control"] = (_matched_control(config, sgd, cont, lambda st: _with_state(model, st))
-                          if config.rho > 0 else None)
-    out["time_s"] = time.perf_counter() - t0
+    out["sgd_control"] = None
+    if config.rho > 0:
+        rid = sgd_run_id(config)
+        ladder = load_ladder(rid)
+        if ladder is None or not ladder.get("losses"):
+            out["sgd_control"] = {"status": "missing", "sgd_run_id": rid, "reason": "no "
+                                  "snapshots of the SGD run in this process or the snapshot cache"}
+        else:
+            loss = batch_loss(model, batches)[0]  # = the continuations' loss_before
+            i = min(range(len(ladder["losses"])), key=lambda j: abs(ladder["losses"][j] - loss))
+            out["sgd_control"] = {"sgd_run_id": rid, "epoch": ladder["epochs"][i],
+                                  "snapshot_loss": ladder["losses"][i],
+                                  "loss_gap": ladder["losses"][i] - loss}
+            jobs.append(("sgd_control", _with_state(model, ladder["states"][i]), 0.0))
+    return out, jobs, {"batches": batches, "steps": steps, "dtype": dtype}
+
+
+def probe_finish(out: dict[str, Any], recs: dict[str, dict[str, Any]], seconds: float
+                 ) -> dict[str, Any]:
+    """Put the continuation records into the probe record (see :func:`probe_plan`)."""
+    sgd = out["sgd_continuation"] = recs["sgd_continuation"]
+    out["sam_continuation"] = recs.get("sam_continuation")
+    if "sgd_control" in recs:
+        ctl = out["sgd_control"] = {**recs["sgd_control"], **out["sgd_control"]}
+        ctl["excess_drop"] = (sgd["loss_drop"] - ctl["loss_drop"]
+                              if ctl["status"] == "ok" and sgd["status"] == "ok" else None)
+    out["time_s"] = seconds
     return out
 
 
@@ -258,18 +324,3 @@ def _with_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     return m
 
 
-def _matched_control(config: Any, sgd: dict[str, Any], cont: Any, build: Any) -> dict[str, Any]:
-    """SGD continued from the same-seed SGD run's snapshot closest in fixed-batch loss."""
-    rid = sgd_run_id(config)
-    ladder = load_ladder(rid)
-    if ladder is None or not ladder.get("losses"):
-        return {"status": "missing", "sgd_run_id": rid,
-                "reason": "no snapshots of the SGD run in this process or the snapshot cache"}
-    loss = sgd["loss_before"]
-    i = min(range(len(ladder["losses"])), key=lambda j: abs(ladder["losses"][j] - loss))
-    rec = cont(build(ladder["states"][i]), 0.0)
-    rec.update(sgd_run_id=rid, epoch=ladder["epochs"][i], snapshot_loss=ladder["losses"][i],
-               loss_gap=ladder["losses"][i] - loss,
-               excess_drop=(sgd["loss_drop"] - rec["loss_drop"]
-                            if rec["status"] == "ok" and sgd["status"] == "ok" else None))
-    return rec
