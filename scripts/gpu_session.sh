@@ -37,7 +37,8 @@
 #   GPU_BENCH         the benchmark script (default benchmarks/train_step.py; tests stub it)
 #   GPU_BENCH_ARGS    its arguments (default --full-runs)
 #   GPU_BATCH         runs trained at once by the batched engine: a number, or auto (default:
-#                     on CUDA a ~1 min timing of K = 1, 4, 8 picks it; on a CPU 1)
+#                     on CUDA the committed calibration, else a <= 90 s timing of K = 1, 4, 8
+#                     picks it; on a CPU 1)
 #   GPU_MARGIN_S      seconds kept in reserve for the summary and the last pack (default 25)
 #   SAM_GIT_COMMIT    the commit the copied tree is at (needed where .git is not copied)
 #   PYTHON            interpreter (default python3)
@@ -266,7 +267,7 @@ if [ "$BATCH" = auto ]; then
     if [ "$DEVICE" = cuda ] && [ "$t" -gt 120 ]; then
         [ "$t" -gt 240 ] && t=90 || t=45
         log "batched engine: timing K = 1, 4, 8 (limit ${t}s)"
-        BATCH=$(timeout --foreground "$t" "$PY" -c "from sam_hallucination.runs.batched import pick_batch; print(pick_batch('cuda'))" | tail -n 1) || BATCH=1
+        BATCH=$(timeout --foreground "$t" "$PY" -c "from sam_hallucination.runs.batched import pick_batch; print(pick_batch('cuda', results_dir='$COMMITTED'))" | tail -n 1) || BATCH=1
         [[ "$BATCH" =~ ^[0-9]+$ ]] || BATCH=1
     fi
 fi

@@ -141,6 +141,17 @@ def test_pick_batch_returns_a_candidate():
     assert pick_batch("cpu", ks=(1, 2), model="mlp", batch_size=16, verbose=False) in (1, 2)
 
 
+def test_pick_batch_reads_the_calibration(tmp_path):
+    import json
+
+    from sam_hallucination.runs.batched import pick_batch
+
+    (tmp_path / "benchmarks").mkdir()
+    cal = {"epoch_s": {"sgd": 0.5, "sam": 1.0}, "group_epoch_s": {"1": 1.1, "4": 2.0, "8": 7.5}}
+    (tmp_path / "benchmarks" / "train_step_cuda.txt").write_text("calibration " + json.dumps(cal))
+    assert pick_batch("cuda", results_dir=str(tmp_path), verbose=False) == 4  # 2 runs/s at K=4
+
+
 def test_gpu_session_refuses_a_bad_batch(tmp_path):
     import subprocess
 

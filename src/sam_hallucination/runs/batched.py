@@ -272,15 +272,30 @@ def train_batched(configs: list[RunConfig], dataset: ImageDataset,
 
 
 def pick_batch(device: str = "cuda", ks: tuple[int, ...] = (1, 4, 8), model: str = "airbench",
-               batch_size: int = 512, verbose: bool = True) -> int:
+               batch_size: int = 512, verbose: bool = True,
+               results_dir: str | None = None) -> int:
     """The K in ``ks`` with the most runs per second for SAM runs of ``model`` on ``device``.
 
-    Times 8 SAM steps (4 epochs of 2 batches of synthetic 32x32 images) per K, after a
-    warm-up at that K; K = 1 is the one-by-one loop. A larger K must beat the best smaller
-    one by 10% to be chosen (batched convolutions are grouped convolutions: slower on some
-    devices, e.g. 0.6x on a CPU).
+    From the CUDA calibration in ``results_dir`` when there is one (and ``device`` is CUDA),
+    else by timing 8 SAM steps (4 epochs of 2 batches of synthetic 32x32 images) per K,
+    after a warm-up at that K; K = 1 is the one-by-one loop. A larger K must beat the best
+    smaller one by 10% to be chosen (batched convolutions are grouped convolutions: slower
+    on some devices, e.g. ~0.5x on a CPU).
     """
     from ..data import synthetic_dataset
+    from .estimate import load_calibration
+
+    cal = load_calibration(results_dir) if results_dir and device.startswith("cuda") else None
+    if cal and cal.get("group_epoch_s"):
+        rates = {1: 1 / cal["epoch_s"]["sam"],
+                 **{int(k): int(k) / t for k, t in cal["group_epoch_s"].items() if int(k) > 1}}
+        best = 1
+        for k in sorted(rates):
+            if rates[k] > 1.1 * rates[best]:
+                best = k
+        if verbose:
+            print(f"pick_batch: from {cal['source']}: runs/s {rates} -> K={best}", file=sys.stderr)
+        return best
 
     ds = synthetic_dataset(n_train=2 * batch_size, n_test=batch_size, size=32, seed=0)
     base = RunConfig(dataset="synthetic", model=model, method="sam", rho=0.1, epochs=4,
