@@ -7,15 +7,31 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install execute figures book html test unit nbval lint bench browser-check mathjax clean
+.PHONY: install lock execute figures book html test unit nbval lint bench browser-check mathjax lab clean
 
-$(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
+# requirements.txt lists what we use; requirements.lock pins every installed version, so a
+# new upstream release cannot change the checked outputs or add a Sphinx warning unseen.
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV) || { echo "python3 -m venv failed: install \
+	  python3-venv (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -r requirements.txt -c requirements.lock
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The tests also need the optional extra `distributed` (Ray, for the sweep runner's Ray
+# backend); the book does not, so only the test targets depend on this stamp.
+TEST_STAMP := $(VENV)/.installed-distributed
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[distributed]'
+	@touch $(TEST_STAMP)
+
+## Re-pin requirements.lock from the current .venv (after changing requirements.txt).
+lock: $(STAMP)
+	@{ sed -n '1,3p' requirements.lock; $(PY) -m pip freeze --exclude-editable \
+	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/' | LC_ALL=C sort -f; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 # MathJax 3 is served from the book itself, not from a CDN, so math renders offline.
 MATHJAX_VERSION := 3.2.2
@@ -51,19 +67,29 @@ html: $(STAMP) $(MATHJAX)
 ## Load every page of the built book in headless Chromium (Debian's chromium + chromium-driver).
 BROWSER_CHECK_ARGS ?= --expect-animation notebooks/ch02_hallucination.html
 browser-check: html
-	$(PY) scripts/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
+	$(PY) tools/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
 ## Every test: lint, unit tests, then nbval on every executed chapter.
 test: lint unit nbval
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts $(wildcard benchmarks)
+	$(VENV)/bin/ruff check src tests scripts tools $(wildcard benchmarks)
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: $(STAMP)
 	$(NBVAL) $$($(PY) scripts/execute_chapters.py --list | sed 's/\.md$$/.ipynb/')
+
+## Open the chapters in JupyterLab (installed into .venv on first use); the .md sources open
+## as notebooks through jupytext's "Open With" menu.
+LAB_STAMP := $(VENV)/.lab-installed
+$(LAB_STAMP): $(STAMP)
+	$(PY) -m pip install -q "jupyterlab>=4"
+	@touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

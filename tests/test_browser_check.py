@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "browser_check.py"
+_PATH = Path(__file__).resolve().parents[1] / "tools" / "browser_check.py"
 _spec = importlib.util.spec_from_file_location("browser_check", _PATH)
 bc = importlib.util.module_from_spec(_spec)
 sys.modules["browser_check"] = bc  # dataclasses resolve annotations through sys.modules
@@ -144,6 +144,66 @@ def test_link_checker_reports_missing_files_and_fragments(tmp_path):
     assert checker.check_page("index.html")[1] == ["broken link 'book/intro.html': book/intro.html does not exist"]
 
 
+# -- images: proportion, alt text, page weight ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("natural", "shown", "expected"),
+    [
+        ((1000, 500), (660, 330), 0.0),
+        ((1000, 500), (660, 660), 1.0),  # shown twice as tall as it should be
+        ((1000, 500), (660, 165), 1.0),  # squashed to half the height
+        ((2000, 807), (660, 403), 403 / (660 * 807 / 2000) - 1),
+    ],
+)
+def test_aspect_distortion(natural, shown, expected):
+    assert bc.aspect_distortion(natural, shown) == pytest.approx(expected)
+
+
+def test_aspect_distortion_within_tolerance_for_rounding_only():
+    assert bc.aspect_distortion((1320, 633), (660, 317)) < bc.ASPECT_TOLERANCE
+    assert bc.aspect_distortion((1320, 633), (660, 330)) > bc.ASPECT_TOLERANCE
+
+
+def test_aspect_distortion_rejects_empty_sizes():
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        bc.aspect_distortion((0, 10), (10, 10))
+
+
+@pytest.mark.parametrize(
+    ("alt", "real"),
+    [
+        ("Two panels of test accuracy against rho.", True),
+        ("Binder logo", True),
+        ("rho = 0.5.", True),
+        (None, False),
+        ("", False),
+        ("   ", False),
+        ("../_images/7361f7a462585df5.png", False),
+        ("_images/fig.svg", False),
+        ("landing-triptych.png", False),
+        ("./figure.JPG", False),
+    ],
+)
+def test_is_real_alt(alt, real):
+    assert bc.is_real_alt(alt) is real
+
+
+def test_local_image_sources_skips_data_uris_and_other_hosts():
+    html = ('<img src="../_images/a.png"><img alt="x" src=\'b.svg\'><img src="data:image/png;base64,AAA">'
+            '<img src="https://example.org/c.png"><IMG SRC="../_images/a.png">')
+    assert bc.local_image_sources(html) == ["../_images/a.png", "b.svg"]
+
+
+def test_page_weight_counts_the_html_and_each_local_image_once(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"x" * 1000)
+    (tmp_path / "notebooks").mkdir()
+    page = tmp_path / "notebooks" / "ch.html"
+    page.write_text('<img src="../_images/a.png"><img src="../_images/a.png"><img src="../_images/gone.png">')
+    assert bc.page_weight(tmp_path, "notebooks/ch.html") == page.stat().st_size + 1000
+
+
 # -- console log, paths -------------------------------------------------------------------
 
 
@@ -177,6 +237,7 @@ def test_is_local_url_does_not_accept_a_longer_port():
 
 def test_screenshot_path_mirrors_the_page_path(tmp_path):
     assert bc.screenshot_path(tmp_path, "notebooks/ch01_sam.html") == tmp_path / "notebooks" / "ch01_sam.png"
+    assert bc.screenshot_path(tmp_path, "index.html", "phone") == tmp_path / "index.phone.png"
 
 
 def test_main_refuses_a_folder_without_a_book(tmp_path, capsys):
@@ -203,13 +264,33 @@ def test_browser_run_passes_a_clean_page_and_names_each_problem(tmp_path, capsys
         "<html><body><p>Raw $$x^2$$ math.</p><img src='missing.png'>"
         "<a href='index.html#nope'>x</a><script>throw new Error('boom')</script></body></html>"
     )
+    # A 200x100 PNG drawn 100x100 (the retina-metadata bug), an unlabelled image and an
+    # output wider than its box.
+    from PIL import Image
+
+    Image.new("RGB", (200, 100), "white").save(html / "wide.png")
+    (html / "shapes.html").write_text(
+        "<html><body><main><img alt='A wide white rectangle' src='wide.png' style='width: 100px; height: 100px'>"
+        "<img src='wide.png' style='width: 100px'>"
+        "<div class='cell_output' style='width: 300px; overflow-x: auto'><pre>" + "x" * 400 + "</pre></div>"
+        "<figure><img alt='Drawn too wide' src='wide.png' style='width: 2000px; max-width: 100%; height: auto'>"
+        "</figure>"
+        "</main></body></html>"
+    )
     status = bc.main([str(html), "--out", str(tmp_path / "shots"), "--expect-animation", "gone.html"])
     out = capsys.readouterr().out
     assert status == 1
     assert "PASS index.html" in out and "FAIL bad.html" in out
-    assert "1 passed, 1 failed" in out
+    assert "1 passed, 2 failed" in out
     assert "--expect-animation gone.html: page not in the build" in out
     for problem in ["raw TeX in visible text", "image did not load: missing.png", "no id 'nope' on index.html",
                     "Uncaught Error: boom", "local request failed: 404 /missing.png"]:
         assert problem in out, problem
+    for problem in ["image out of proportion at 1280 px", "image out of proportion at 390 px",
+                    "image without a real alt text (alt=None): wide.png", "overflows sideways at 1280 px",
+                    "figure shrunk to"]:
+        assert problem in out, problem
+    assert out.count("image out of proportion at 1280 px") == 1  # the second img keeps its ratio
     assert (tmp_path / "shots" / "index.png").stat().st_size > 1000
+    assert (tmp_path / "shots" / "index.top.png").stat().st_size > 1000
+    assert (tmp_path / "shots" / "index.phone.png").stat().st_size > 1000

@@ -313,7 +313,18 @@ def test_step_contract_and_norms():
     with pytest.raises(TypeError, match="closure"):
         opt.step()
     gn = global_norm([p.grad for p in model.parameters()])
-    out = opt.step(lambda: loss_fn(model, x, y))  # closure returning the loss (no backward)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match="backward"):  # a closure without backward()
+        opt.step(lambda: loss_fn(model, x, y))
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), w0, strict=True))
+    loss_fn(model, x, y).backward()
+
+    def closure():
+        loss = loss_fn(model, x, y)
+        loss.backward()
+        return loss
+
+    out = opt.step(closure)  # the closure's value is returned
     assert isinstance(out, torch.Tensor)
     assert opt.last_grad_norm.dtype == torch.float32 and opt.last_grad_norm.ndim == 0
     assert torch.equal(opt.last_grad_norm, gn)

@@ -70,3 +70,63 @@ def per_point(t: torch.Tensor, batch: int, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
     return t.reshape(batch, 1).clone()
 
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> int:
+    """An int (not a bool) ≥ ``minimum``; ValueError naming the argument otherwise."""
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_tol(name: str, value: Any, *, positive: bool = False) -> float:
+    """A tolerance: a finite real ≥ 0 (> 0 with ``positive``), as a float."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite real number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_single_point(x0: Any, dim: int, name: str = "x0") -> torch.Tensor:
+    """One point of R^dim as a (dim,) float64 tensor; a batch of several points is refused."""
+    x = check_points(x0, dim, name)
+    if x.shape[0] != 1:
+        raise ValueError(f"{name} must be ONE point of shape ({dim},), got a batch of "
+                         f"{x.shape[0]}; call once per start")
+    return x[0]
+
+
+def check_grid(name: str, values: Any) -> Any:
+    """A non-empty 1-D grid of finite values > 0 (numpy float array)."""
+    import numpy as np
+
+    try:
+        a = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a 1-D array of numbers, got {values!r}") from None
+    if a.ndim != 1 or a.size == 0 or not np.isfinite(a).all() or (a <= 0).any():
+        raise ValueError(f"{name} must be a non-empty 1-D array of finite values > 0, "
+                         f"got {values!r}")
+    return a
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False exactly ("False", 0 and None are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}; pass {name}=True or "
+                        f"{name}=False")
+    return value
+
+
+def check_lr(value: Any, name: str = "lr") -> None:
+    """A learning rate when given (None and tensors pass): a finite real >= 0.
+
+    torch's optimizers accept lr=nan silently.
+    """
+    if value is None or isinstance(value, torch.Tensor):
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0):
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}; "
+                         f"pass e.g. {name.split()[0]}=0.1")

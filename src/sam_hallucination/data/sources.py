@@ -13,7 +13,6 @@ import os
 import pickle
 import struct
 import tarfile
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import repo_root
+from .cache import NPZ_ERRORS, check_decoded, read_checked_cache, write_checked_cache
 from .registry import DATASETS, IDX_FILES, DataIntegrityError, DatasetSpec, ImageDataset
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -234,15 +234,14 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
     st = path.stat()
     tag = f"cifar10_jpeg_{st.st_size}_{int(st.st_mtime)}"
     cfile = cache / f"{tag}.npz"
+    known = spec.hashes.get(path.name)
     if cfile.exists():
-        try:
-            with np.load(cfile, allow_pickle=False) as z:
-                arrs = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "classes")}
+        arrs, why = read_checked_cache(cfile, known)
+        if arrs is not None:
             return _jpeg_dataset(arrs, spec)
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # unreadable cache: decode again and overwrite it
-    if verify and path.name in spec.hashes:
-        verify_file(path, spec.hashes[path.name])
+        print(f"decoded-image cache {cfile} is not usable ({why}); decoding {path} again")
+    if verify and known:
+        verify_file(path, known)
     try:
         with np.load(path, allow_pickle=False) as z:
             src = {k: z[k] for k in z.files}
@@ -253,14 +252,13 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
             "y_test": src["test_labels"].astype(np.int64),
             "classes": np.asarray(src["classes"]).astype(str),
         }
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise DataIntegrityError(f"{path} is not a valid JPEG-copy .npz ({e})") from e
-    cache.mkdir(parents=True, exist_ok=True)
-    # Uncompressed .npz: loads in well under a second. Atomic write (temp + replace).
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{tag}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **arrs)
-    os.replace(tmp, cfile)
+        check_decoded(arrs)
+    except NPZ_ERRORS as e:
+        raise DataIntegrityError(
+            f"{path} is corrupted or not a valid JPEG-copy .npz ({type(e).__name__}: {e}); "
+            "delete it and copy it again (see shared/data/README.md)") from e
+    source_hash = known or f"sha256:{file_hash(path)}"
+    write_checked_cache(cache, cfile, arrs, source_hash)
     return _jpeg_dataset(arrs, spec)
 
 

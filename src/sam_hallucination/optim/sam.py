@@ -78,7 +78,7 @@ from typing import Any
 
 import torch
 
-from ..checks import check_radius
+from ..checks import check_bool, check_lr, check_radius
 from .perturbation import (
     VARIANTS,
     _norm_dtype,
@@ -88,12 +88,12 @@ from .perturbation import (
     global_norm,
     perturbation_scale,
 )
+from .state import SCHEDULES, check_group, check_sam_state, resolve_switch
 
 Tensor = torch.Tensor
 
 __all__ = ["SAM", "SCHEDULES"]
 
-SCHEDULES = ("constant", "linear")
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -154,7 +154,7 @@ class SAM(torch.optim.Optimizer):
         if rho_schedule == "linear" and total_steps is None:
             raise ValueError("rho_schedule='linear' needs total_steps (the run length) so that "
                              "rho reaches 0 at the last step; pass total_steps=...")
-        self.switch_step = self._resolve_switch(switch_at, total_steps)
+        self.switch_step = resolve_switch(switch_at, total_steps)
         self.variant = variant
         self.total_steps = total_steps
         self.rho_schedule = rho_schedule
@@ -166,35 +166,15 @@ class SAM(torch.optim.Optimizer):
         self._layout_key: tuple[int, ...] = ()
         self._uniform = True
 
-        defaults = dict(rho=rho, adaptive=bool(adaptive), **base_kwargs)
+        check_bool(adaptive, "adaptive")
+        check_lr(base_kwargs.get("lr"), "lr")
+        defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
-            group["rho"] = check_radius(group["rho"], f"rho (param group {i})")
+            check_group(group, f"param group {i}")
         self.base_optimizer = base_optimizer_cls(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups  # shared group dicts
         self.defaults.update(self.base_optimizer.defaults)
-
-    @staticmethod
-    def _resolve_switch(switch_at: int | float, total_steps: int | None) -> int:
-        if isinstance(switch_at, bool) or not isinstance(switch_at, (int, float)):
-            raise TypeError(f"switch_at must be an int step or a float fraction in [0, 1), "
-                            f"got {switch_at!r}")
-        if isinstance(switch_at, float):
-            if not (0.0 <= switch_at < 1.0):
-                raise ValueError(f"switch_at as a fraction must lie in [0, 1), got {switch_at!r}; "
-                                 "pass an int for a step index")
-            if total_steps is None:
-                raise ValueError("switch_at as a fraction needs total_steps; pass total_steps=... "
-                                 "or an int switch_at")
-            k = round(switch_at * total_steps)
-        else:
-            k = int(switch_at)
-        if k < 0:
-            raise ValueError(f"switch_at must be >= 0, got {switch_at!r}")
-        if total_steps is not None and k >= total_steps:
-            raise ValueError(f"switch_at={switch_at!r} gives switch step {k} >= total_steps="
-                             f"{total_steps}: SAM would never run; use a smaller switch_at")
-        return k
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -309,8 +289,9 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step: SAM (first_step, closure, second_step) or, before the switch, a base step.
 
-        The closure must re-evaluate the loss and call ``backward()``; it runs under
-        ``torch.enable_grad()`` and is not called while SAM is inactive. Returns the
+        The closure must re-evaluate the loss and call ``backward()`` (else RuntimeError); it
+        runs under ``torch.enable_grad()``, not while SAM is inactive. If it raises (OOM,
+        Ctrl-C), ``w`` is restored bit-exactly before the exception propagates. Returns the
         closure's value (the loss at the perturbed weights), or ``None`` for a base step.
         """
         if getattr(self, "grad_scale", None) is not None:
@@ -325,10 +306,25 @@ class SAM(torch.optim.Optimizer):
             raise TypeError("SAM.step needs a closure that re-evaluates the loss and calls "
                             "backward(); or drive first_step()/second_step() by hand")
         self.first_step(zero_grad=True)
-        with torch.enable_grad():
-            loss = closure()
+        try:
+            with torch.enable_grad():
+                loss = closure()
+            if not any(p.grad is not None for p in self._perturbed):
+                raise RuntimeError(
+                    "the SAM closure computed no gradients: it must re-evaluate the loss and "
+                    "call loss.backward() (e.g. def closure(): loss_fn(model(x), y).backward())")
+        except BaseException:
+            self.restore()  # never leave w + e behind (OOM, Ctrl-C, a bad closure)
+            raise
         self.second_step()
         return loss
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Undo a pending ``first_step``: copy the saved weights back (bit-exact); no step."""
+        if self._perturbed:
+            foreach_copy(self._perturbed, self._saved)
+            self._perturbed = []
 
     # ------------------------------------------------------------------ checkpointing
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -338,11 +334,18 @@ class SAM(torch.optim.Optimizer):
             return
         param_group.setdefault("rho", self.defaults["rho"])
         param_group.setdefault("adaptive", self.defaults["adaptive"])
-        param_group["rho"] = check_radius(param_group["rho"], "rho (new param group)")
+        check_group(param_group, "new param group")
         self.base_optimizer.add_param_group(param_group)
 
     def state_dict(self) -> dict[str, Any]:
-        """Base optimizer state (incl. groups with rho/adaptive) + step count and schedule."""
+        """Base optimizer state (incl. groups with rho/adaptive) + step count and schedule.
+
+        Refused between ``first_step`` and ``second_step`` (the weights are then ``w + e``).
+        """
+        if self._perturbed:
+            raise RuntimeError("SAM.state_dict() called between first_step() and second_step(): "
+                               "the weights are perturbed; call second_step() (or restore()) "
+                               "before checkpointing")
         return {
             "base": self.base_optimizer.state_dict(),
             "sam": {
@@ -358,15 +361,16 @@ class SAM(torch.optim.Optimizer):
         """Inverse of :meth:`state_dict`; training resumes with identical steps."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"base", "sam"}:
             raise ValueError("state_dict must come from SAM.state_dict() (keys 'base', 'sam')")
+        sam = state_dict["sam"]
+        check_sam_state(sam)
+        self.restore()
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.param_groups = self.base_optimizer.param_groups
-        sam = state_dict["sam"]
-        self.step_count = int(sam["step_count"])
-        self.switch_step = int(sam["switch_step"])
+        self.step_count = sam["step_count"]
+        self.switch_step = sam["switch_step"]
         self.total_steps = sam["total_steps"]
         self.rho_schedule = sam["rho_schedule"]
         self.variant = sam["variant"]
-        self._perturbed = []
 
     def __repr__(self) -> str:
         return (f"SAM(base={type(self.base_optimizer).__name__}, variant={self.variant!r}, "

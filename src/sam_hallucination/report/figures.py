@@ -63,7 +63,7 @@ def plot_vs_rho(ax: Any, rs: ResultSet, name: str = "test_acc", at: str = "final
                     color=color, alpha=0.35, ms=4)
     ax.set_xscale("log")
     ax.set(xlabel="ρ", ylabel=ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     _title(ax, title, rs)
 
 
@@ -92,7 +92,7 @@ def plot_curves(ax: Any, rs: ResultSet, key: str = "test_acc", cells: Sequence[C
         ax.axvspan(main.pop() + 0.5, ax.get_xlim()[1], color="0.5", alpha=0.1, lw=0)
     ax.set(xlabel="epoch", ylabel=ylabel or key)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
     _title(ax, title, rs)
 
 
@@ -119,7 +119,7 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set(xlabel="ρ", ylabel="norm at the final weights")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     _title(ax, "Stall diagnostics at the final weights", rs)
     ax = axes[1]
     for r in rows:
@@ -137,7 +137,7 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
     ax.plot([], [], "s", color=METHOD_COLORS["sam"], label="SAM run, SAM continuation")
     ax.set_xscale("log")
     ax.set(xlabel="ρ", ylabel="training-loss drop over K steps")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     _title(ax, "Continuation test", rs)
 
 
@@ -156,5 +156,5 @@ def plot_vs_switch(ax: Any, rs: ResultSet, scale: float = 100.0, title: str = ""
     if sgd:
         ax.axhline(sgd[0]["mean"] * scale, color="k", ls="--", lw=1.2, label="SGD")
     ax.set(xlabel="SGD warm-start (% of the main steps)", ylabel="test accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     _title(ax, title, rs)

@@ -3,6 +3,7 @@
     python -m sam_hallucination.experiments --list
     python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
         [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--batch K] [--dry-run]
+        [--backend ray [--address auto] [--gpus-per-run 0.5] [--cpus-per-run 2]]
     python -m sam_hallucination.experiments cifar10-rho cifar10-remedy --seeds 0 \\
         --device cuda --dry-run          # one plan over several sweeps (shared runs once)
 """
@@ -37,24 +38,53 @@ def main(argv: list[str] | None = None) -> int:
                    help="train up to K compatible runs at once (default 8 on CUDA, 1 on CPU)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
+    p.add_argument("--backend", choices=("serial", "ray"), default="serial",
+                   help="serial (default: one run after another here) or ray (one Ray task a run)")
+    p.add_argument("--address", default=None,
+                   help="with --backend ray: a running cluster (auto, host:port); "
+                        "default: start a local Ray instance")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="with --backend ray: GPUs a run reserves, may be fractional (default 0; "
+                        "> 0 makes --device auto mean cuda)")
+    p.add_argument("--cpus-per-run", type=float, default=None,
+                   help="with --backend ray: CPUs a run reserves, also its torch threads (default 1)")
     a = p.parse_args(argv)
+    ray_only = [f for f, v in (("--address", a.address), ("--gpus-per-run", a.gpus_per_run),
+                                ("--cpus-per-run", a.cpus_per_run)) if v is not None]
+    if a.backend != "ray" and ray_only:
+        p.error(f"{', '.join(ray_only)} only apply with --backend ray")
     if a.list or not a.sweep:
         for name, make in SWEEPS.items():
             s = make()
             print(f"{name:25s} {len(s):4d} runs  {s.description}")
         return 0
-    if a.threads:
+    unknown = [n for n in a.sweep if n not in SWEEPS]
+    if unknown:
+        p.error(f"unknown sweep {', '.join(map(repr, unknown))}; valid: {', '.join(SWEEPS)} "
+                "(see --list)")
+    if len(a.sweep) > 1 and not a.dry_run:
+        p.error("several sweeps only with --dry-run (run them one by one)")
+    if a.batch is not None and a.batch < 1:
+        p.error(f"--batch must be >= 1, got {a.batch}")
+    if a.threads is not None:
+        if a.threads < 1:
+            p.error(f"--threads must be >= 1, got {a.threads}")
         torch.set_num_threads(a.threads)
+    if a.max_runs is not None and a.max_runs < 0:
+        p.error(f"--max-runs must be >= 0, got {a.max_runs}")
+    if a.time_budget is not None and not a.time_budget > 0:  # also refuses nan
+        p.error(f"--time-budget must be > 0 seconds, got {a.time_budget}")
     try:
         seeds = None if a.seeds is None else [int(x) for x in a.seeds.split(",") if x.strip()]
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
-    if len(a.sweep) > 1 and not a.dry_run:
-        p.error("several sweeps only with --dry-run (run them one by one)")
-    unknown = [n for n in a.sweep if n not in SWEEPS]
-    if unknown:
-        p.error(f"unknown sweep(s) {', '.join(unknown)}; see --list")
-    total, seen = 0.0, set()
+    if seeds is not None:
+        have = sorted({c.seed for n in a.sweep for c in SWEEPS[n]().runs})
+        outside = sorted(set(seeds) - set(have))
+        if not seeds or outside:
+            p.error(f"--seeds {a.seeds!r}: sweep {' + '.join(a.sweep)} has seeds {have}; "
+                    f"{outside or 'none given'} would run nothing")
+    total, seen, failed = 0.0, set(), False
     for name in a.sweep:  # a run shared by two sweeps (same config) is planned once
         sw = get_sweep(name)
         sw = Sweep(sw.name, sw.description, [c for c in sw.runs if c.run_id() not in seen])
@@ -62,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
                         max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
                         progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
-                        batch=a.batch)
+                        batch=a.batch, backend=a.backend, address=a.address,
+                        gpus_per_run=a.gpus_per_run or 0.0, cpus_per_run=a.cpus_per_run or 1.0)
         total += out.get("estimate_s", 0.0)
+        failed |= bool(out.get("failed"))
     if len(a.sweep) > 1:
         print(f"[{' + '.join(a.sweep)}] estimated {total:.0f} s in all")
-    return 0
-
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,8 +113,11 @@ class RunConfig:
         for name in ("seed", "subset_seed"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise bad(name, "must be an int >= 0")
-        if not isinstance(self.probe, bool):
-            raise bad("probe", "must be True or False")
+        for name in ("probe", "nesterov", "adaptive", "amp"):  # "False" is not False
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be True or False (a bool, not a string or number)")
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise bad("augment", "must be True, False or None (the data set's default)")
         for name in ("epochs", "batch_size", "hidden", "eval_every", "probe_batches",
                      "probe_epochs"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:

@@ -5,7 +5,8 @@
 It subsets the data as the config says, builds the model and optimiser, runs the
 LR schedule (one-cycle or cosine, then an optional constant small-LR phase), and
 returns per-epoch metrics plus the trained model. A non-finite loss stops the run
-with ``status="diverged"`` instead of raising, so a sweep can go on.
+with ``status="diverged"`` instead of raising, so a sweep can go on; so do non-finite
+weights at an epoch's end (:func:`weights_finite`), and the probe then does not run.
 
 The probe (``config.probe=True``) is :func:`~sam_hallucination.runs.probe.end_of_training_probe`.
 """
@@ -93,6 +94,14 @@ def build_model(config: Any, ds: ImageDataset, **model_kw: Any) -> nn.Module:
     if config.model == "mlp":
         kw = {"input_shape": (c, h, w), "hidden": config.hidden}
     return make_model(config.model, ds.num_classes, in_channels=c, **kw, **model_kw)
+
+
+def weights_finite(model: nn.Module) -> bool:
+    """Whether every parameter and buffer of ``model`` is finite (one host sync)."""
+    ts = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if not ts:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in ts]).all())
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -188,6 +197,8 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
         if not bool(finite.all()):
             status = "diverged"
             diverged_at = {"step": first_step + int((~finite).nonzero()[0, 0]), "epoch": epoch}
+        if status == "ok" and not weights_finite(model):  # the last update gave NaN/inf w
+            status, diverged_at = "diverged", {"step": step - 1, "epoch": epoch}
         train_time = time.perf_counter() - t0
         rec: dict[str, Any] = {
             "epoch": epoch + 1,

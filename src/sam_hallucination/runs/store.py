@@ -10,16 +10,26 @@ Schema (``schema_version``):
 
 :func:`read_result` reads every version; records older than 3 get ``schema_notes``, a list
 of sentences saying what they lack.
+
+A file is trusted only after :func:`validate_record` checked it against the config it should
+hold (run id, config, sweep, schema, required fields): sweeps recompute a failing file
+(:func:`finished_records`), the chapters refuse it (:func:`served_records`), and both name it.
+Sweeps also check the folder is writable first (:func:`check_writable`), hold a per-run
+``flock`` while computing (:func:`run_lock`) and remove stale temporary files
+(:func:`clean_stale_tmp`). Result files are written world-readable (mode 0644).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +41,10 @@ from ..checks import repo_root
 from .config import RunConfig
 
 SCHEMA_VERSION = 3
+# Fields every record of every schema version has; a record missing one is refused.
+REQUIRED_FIELDS = ("run_id", "config", "status", "epochs", "final", "wall_time_s", "provenance")
+FILE_MODE = 0o644  # result files are world-readable (mkstemp creates 0600)
+STALE_TMP_S = 3600.0  # temporary files older than this are left-overs of a killed writer
 SCHEMA_NOTES: dict[int, str] = {
     3: ("written before schema 3: no trainable_weight_norm; its weight_norm also counts the "
         "frozen BatchNorm scales"),
@@ -85,6 +99,11 @@ def json_safe(x: Any) -> Any:
     return x
 
 
+def _finite(model: torch.nn.Module) -> bool:
+    ts = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return all(bool(torch.isfinite(t).all()) for t in ts)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temp file in the same folder, fsync, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +113,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             json.dump(obj, f, indent=1, allow_nan=False)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -101,8 +121,16 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 def result_record(config: RunConfig, out: dict[str, Any], sweep: str,
                   device: str | torch.device) -> dict[str, Any]:
-    """The JSON document for one run (see the schema in the module's README)."""
+    """The JSON document for one run (see the schema in the module's README).
+
+    The weights are checked once more here: a run whose final weights are not finite is
+    recorded as diverged (never "ok"), with no probe.
+    """
     dev = torch.device(out["device"])
+    model = out.get("model")
+    if out["status"] == "ok" and model is not None and not _finite(model):
+        out = {**out, "status": "diverged", "probe": None,
+               "diverged_at": {"step": out["steps"] - 1, "epoch": len(out["epochs"]) - 1}}
     return json_safe({
         "schema_version": SCHEMA_VERSION,
         "sweep": sweep,
@@ -146,3 +174,160 @@ def read_result(path: Path) -> dict[str, Any] | None:
     if notes:
         rec["schema_notes"] = notes
     return rec
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def validate_record(path: Path, config: RunConfig, sweep: str) -> tuple[dict[str, Any] | None, str]:
+    """``(record, "")`` if ``path`` is the finished result of ``config`` in ``sweep``.
+
+    Otherwise ``(None, why)``: ``why`` is "" when the file does not exist, else a sentence
+    naming the file and what is wrong (unreadable, missing fields, another run's id, config,
+    sweep or a newer schema). A record whose status is neither "ok" nor "diverged" is not
+    finished.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None, ""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"{path}: unreadable ({type(e).__name__}: {e})"
+    why = _record_problem(rec, config, sweep)
+    if why:
+        return None, f"{path}: {why}"
+    return read_result(path), ""
+
+
+def _record_problem(rec: Any, config: RunConfig, sweep: str) -> str:
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    missing = [k for k in REQUIRED_FIELDS if k not in rec]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    version = rec.get("schema_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        return f"schema_version {version!r} is not one this code reads (1..{SCHEMA_VERSION})"
+    if rec["status"] not in ("ok", "diverged"):
+        return f"status {rec['status']!r} is neither 'ok' nor 'diverged'"
+    rid = config.run_id()
+    if rec["run_id"] != rid:
+        return f"holds run {rec['run_id']!r}, not {rid!r}"
+    if rec.get("sweep", sweep) != sweep:
+        return f"belongs to sweep {rec['sweep']!r}, not {sweep!r}"
+    want = json_safe(asdict(config))
+    got = rec["config"]
+    if not isinstance(got, dict):
+        return "config is not an object"
+    diff = sorted(k for k in set(want) | set(got) if k in got and got[k] != want.get(k))
+    lacking = sorted(set(want) - set(got))
+    if version >= SCHEMA_VERSION and lacking:
+        diff += lacking
+    if diff:
+        return f"config differs from the sweep's in {', '.join(diff)}"
+    if rec["status"] == "ok" and not isinstance(rec["final"], dict):
+        return "status 'ok' without final metrics"
+    return ""
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create ``folder`` and prove a file can be written there, before any training.
+
+    Raises PermissionError (or the OSError) naming the folder and what to do.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise type(e)(e.errno, f"results folder {folder} is not writable ({e.strerror}); fix "
+                      "its permissions or pass another results_dir (--results DIR)") from None
+
+
+def clean_stale_tmp(folder: str | os.PathLike, max_age_s: float = STALE_TMP_S) -> list[Path]:
+    """Delete temporary files (``.*.tmp``) a killed writer left, older than ``max_age_s``."""
+    now = time.time()
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    if removed:
+        print(f"removed {len(removed)} stale temporary file(s) in {folder}: "
+              + ", ".join(p.name for p in removed))
+    return removed
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike, run_id: str) -> Iterator[bool]:
+    """Hold ``<folder>/.<run_id>.lock`` (an exclusive ``flock``) while a run computes.
+
+    Yields True when this process holds the lock, False when another process does (the
+    caller then skips the run). The lock dies with its process, so a SIGKILL never leaves
+    a run blocked (its empty lock file stays and is reused). The caller must re-check the
+    record after locking: another process may have finished the run just before.
+    """
+    import fcntl
+
+    path = Path(folder) / f".{run_id}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            # Removed while held: a process that opened it before sees the finished record
+            # once it gets the lock (callers re-check the record after locking).
+            path.unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def finished_records(folder: Path, configs: list[RunConfig], sweep: str
+                     ) -> dict[str, dict[str, Any] | None]:
+    """Each config's run id -> its valid record, or None (to compute); problems are logged."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for c in configs:
+        rid = c.run_id()
+        rec, why = validate_record(folder / f"{rid}.json", c, sweep)
+        if why:
+            print(f"[{sweep}] WARNING {why}; the run will be recomputed")
+        out[rid] = rec
+    return out
+
+
+def served_records(folder: Path, configs: list[RunConfig] | None, sweep: str
+                   ) -> list[dict[str, Any]]:
+    """The records the chapters may use: valid ones of the sweep's runs, in its order.
+
+    Files of runs outside the sweep are served when self-consistent (name = run id);
+    every refused file is named in a warning.
+    """
+    import warnings
+
+    known = {c.run_id(): c for c in configs or []}
+    recs: dict[str, dict[str, Any]] = {}
+    for p in sorted(Path(folder).glob("*.json")):
+        if p.stem in known:
+            rec, why = validate_record(p, known[p.stem], sweep)
+        else:
+            rec = read_result(p)
+            why = "" if rec is not None and rec.get("run_id") == p.stem else (
+                f"{p}: unreadable, unfinished or its run_id is not its file name")
+        if why:
+            warnings.warn(f"refused {why}; delete it or re-run the sweep", stacklevel=3)
+        if rec is not None:
+            recs[p.stem] = rec
+    ordered = [recs.pop(i) for i in known if i in recs]
+    return ordered + list(recs.values())

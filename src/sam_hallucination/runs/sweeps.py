@@ -1,13 +1,16 @@
 """Named sweeps (ordered lists of runs) and their resumable execution.
 
-``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing
-or unreadable, writing each file atomically, so a killed sweep resumes without duplicates
-or corrupt files. A diverged run counts as finished.
+``run_sweep`` runs the runs whose result file ``results/<sweep>/<run_id>.json`` is missing,
+unreadable or not that run's (run id, config and schema are checked; see
+:func:`~.store.validate_record`), writing each file atomically under a per-run lock, so a
+killed sweep resumes without duplicates or corrupt files. A diverged run counts as finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +26,18 @@ from ..methods import get_method
 from .batched import batch_groups, train_group
 from .config import RunConfig
 from .estimate import GUESS_EPOCH_S, calibration_note, group_seconds, load_calibration
-from .store import read_result, result_record, write_json_atomic
+from .loop import train
+from .store import (
+    FILE_MODE,
+    check_writable,
+    clean_stale_tmp,
+    finished_records,
+    result_record,
+    run_lock,
+    served_records,
+    validate_record,
+    write_json_atomic,
+)
 
 # Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
 # prices the batched groups (and reads a CUDA calibration when one exists).
@@ -140,13 +154,10 @@ def load_results(sweep: str | Sweep, results_dir: str | os.PathLike = "results"
                  ) -> list[dict[str, Any]]:
     """All readable result records of a sweep, in the sweep's run order when known."""
     name = sweep.name if isinstance(sweep, Sweep) else sweep
-    folder = Path(results_dir) / name
-    recs = {p.stem: r for p in sorted(folder.glob("*.json")) if (r := read_result(p))}
-    order: list[str] = []
-    if isinstance(sweep, Sweep) or name in SWEEPS:
-        order = [c.run_id() for c in get_sweep(sweep).runs]
-    ordered = [recs.pop(i) for i in order if i in recs]
-    return ordered + list(recs.values())
+    known = isinstance(sweep, Sweep) or name in SWEEPS
+    # records are checked against the sweep's configs; refused files are named in a warning
+    return served_records(Path(results_dir) / name, get_sweep(sweep).runs if known else None,
+                          name)
 
 
 def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, Any]]) -> float:
@@ -171,32 +182,70 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     return per_epoch * sam_factor * work / 50_000
 
 
+def execute_run(config: RunConfig, dataset: ImageDataset, sweep_name: str, device: str,
+                progress: bool = True, keep_model: bool = False, backend: str = "serial"
+                ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """One run, on any backend: train, its result record, and its CPU weights if kept."""
+    out = train(config, dataset, device=device, progress=progress)
+    return record_of(config, out, sweep_name, device, keep_model, backend)
+
+
+def record_of(config: RunConfig, out: dict[str, Any], sweep_name: str, device: str,
+              keep_model: bool = False, backend: str = "serial"
+              ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """A trained run's result record (with backend and node) and its CPU weights if kept."""
+    rec = result_record(config, out, sweep_name, device)
+    rec["provenance"].update(backend=backend, node=socket.gethostname())
+    state = {k: v.cpu() for k, v in out["model"].state_dict().items()} if keep_model else None
+    return rec, state
+
+
+def store_result(folder: Path, rec: dict[str, Any], state: dict[str, torch.Tensor] | None) -> None:
+    """Write a run's weights (when given), then its record, each atomically."""
+    if state is not None:  # weights first: a result file never points at missing weights
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{rec['run_id']}.", suffix=".tmp")
+        os.close(fd)
+        torch.save(state, tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, folder / f"{rec['run_id']}.pt")
+    write_json_atomic(folder / f"{rec['run_id']}.json", rec)
+
+
 def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = None,
               device: str = "auto", results_dir: str | os.PathLike = "results",
               max_runs: int | None = None, time_budget: float | None = None,
               dry_run: bool = False, progress: bool = True,
               datasets: dict[str, ImageDataset] | None = None,
               save_models: bool = False, seeds: Iterable[int] | None = None,
-              batch: int | None = None,
+              backend: str = "serial", address: str | None = None,
+              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, batch: int | None = None,
               on_result: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
     skipped. ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds)
     stops before a group of runs whose estimated time would overrun it (shrinking the group
-    first). ``datasets`` maps registry names to already-loaded data sets (otherwise they are
-    loaded once, from ``data_root``). ``save_models=True`` also writes the final weights to
-    ``<run_id>.pt`` (a state_dict). ``seeds`` restricts this call to the runs with those
-    training seeds (counts too). ``batch``: up to that many compatible runs train at once as
-    one batched computation (:mod:`.batched`; default 8 on CUDA, 1 on the CPU); each still
-    gets its own result file. ``on_result(path, record)`` is called after each result file
-    is written.
+    first). ``datasets`` maps registry
+    names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
+    ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
+    ``seeds`` restricts this call to the runs with those training seeds (counts too).
+    ``backend="ray"`` runs each run as a Ray task (see :mod:`.ray_backend`; ``address``,
+    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here. ``batch``: up to
+    that many compatible runs train at once as one batched computation (:mod:`.batched`;
+    default 8 on CUDA, 1 on the CPU; serial backend), each still with its own result file
+    (provenance backend "batched"). ``on_result(path, record)`` is called after each result
+    file is written (serial backend).
     """
+    if backend not in ("serial", "ray"):
+        raise ValueError(f"backend must be 'serial' or 'ray', got {backend!r}")
     sweep = get_sweep(name_or_sweep)
     if seeds is not None:
         seeds = list(seeds)
         if not seeds or not all(is_int(x) and x >= 0 for x in seeds):
             raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
+        if outside := sorted(set(seeds) - {c.seed for c in sweep.runs}):
+            raise ValueError(f"seeds {outside} are not in sweep {sweep.name!r} (its seeds: "
+                             f"{sorted({c.seed for c in sweep.runs})}); pass seeds it has")
         sweep = Sweep(sweep.name, sweep.description, [c for c in sweep.runs if c.seed in seeds])
     if max_runs is not None and (not is_int(max_runs) or max_runs < 0):
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
@@ -204,17 +253,17 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
     if batch is not None and (not is_int(batch) or batch < 1):
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device in (None, "auto"):  # on Ray the workers' devices count, not this machine's
+        device = "cuda" if (gpus_per_run if backend == "ray" else torch.cuda.is_available()) else "cpu"
     batch = batch or (8 if str(device).startswith("cuda") else 1)
     folder = Path(results_dir) / sweep.name
-    done = {c.run_id(): read_result(folder / f"{c.run_id()}.json") for c in sweep.runs}
+    done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
     finished = [r for r in done.values() if r is not None]
     todo = [c for c in sweep.runs if done[c.run_id()] is None]
     n_div = sum(r["status"] == "diverged" for r in finished)
     print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
           f"({n_div} diverged), {len(todo)} left; device {device}")
-    groups = batch_groups(todo, batch)
+    groups = batch_groups(todo, batch if backend == "serial" else 1)
     calibration = load_calibration(results_dir)
     if dry_run:
         total = 0.0
@@ -227,7 +276,15 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
                 "estimate_s": total}
     datasets = dict(datasets or {})
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder)  # before any training
+    clean_stale_tmp(folder)
+    if backend == "ray":
+        from .ray_backend import run_on_ray
+        return run_on_ray(sweep.name, todo[:max_runs], finished, folder, execute_run, store_result,
+                          data_root=data_root, device=device, datasets=datasets,
+                          save_models=save_models, progress=progress, address=address,
+                          gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                          time_budget=time_budget)
     ran: list[str] = []
     t0 = time.perf_counter()
     for group in groups:
@@ -250,25 +307,28 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         c0 = group[0]
         if c0.dataset not in datasets:
             datasets[c0.dataset] = load_dataset(c0.dataset, root=data_root)
-        outs = train_group(group, datasets[c0.dataset], device, progress)
-        for c, out in zip(group, outs, strict=True):
-            rec = result_record(c, out, sweep.name, device)
-            if save_models:  # weights first: a result file never points at missing weights
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.run_id()}.", suffix=".tmp")
-                os.close(fd)
-                torch.save({k: v.cpu() for k, v in out["model"].state_dict().items()}, tmp)
-                os.replace(tmp, folder / f"{c.run_id()}.pt")
-            path = folder / f"{c.run_id()}.json"
-            write_json_atomic(path, rec)
-            if on_result is not None:
-                on_result(path, rec)
-            finished.append(rec)
-            ran.append(c.run_id())
-            n_div += rec["status"] == "diverged"
-            acc = rec["final"]["test_acc"]
-            print(f"  {c.run_id()}: {rec['status']}, test acc "
-                  f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s"
-                  + (f" (batched x{len(group)})" if len(group) > 1 else ""))
+        with contextlib.ExitStack() as locks:
+            mine = []
+            for c in group:  # each run under its own lock, re-checked once locked
+                if (locks.enter_context(run_lock(folder, c.run_id()))
+                        and not validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]):
+                    mine.append(c)
+                else:
+                    print(f"  {c.run_id()}: computed by another process, skipped")
+            outs = train_group(mine, datasets[c0.dataset], device, progress) if mine else []
+            for c, out in zip(mine, outs, strict=True):
+                rec, state = record_of(c, out, sweep.name, device, save_models,
+                                       "batched" if len(mine) > 1 else "serial")
+                store_result(folder, rec, state)
+                if on_result is not None:
+                    on_result(folder / f"{c.run_id()}.json", rec)
+                finished.append(rec)
+                ran.append(c.run_id())
+                n_div += rec["status"] == "diverged"
+                acc = rec["final"]["test_acc"]
+                print(f"  {c.run_id()}: {rec['status']}, test acc "
+                      f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s"
+                      + (f" (batched x{len(mine)})" if len(mine) > 1 else ""))
     left = len(todo) - len(ran)
     print(f"[{sweep.name}] done {len(finished)}, left {left}, diverged {n_div} "
           f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s)")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...checks import check_count, check_tol
 from ...checks import check_points as _check_points
 from ...checks import check_positive as _check_positive
 from ...checks import per_point as _per_point
@@ -135,6 +136,12 @@ def iterate(
         raise ValueError(f"noise_on must be one of {NOISE_TARGETS}, got {noise_on!r}")
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    check_count("check_every", check_every)  # 0 would loop forever
+    if record_every is not None:
+        check_count("record_every", record_every)
+    check_tol("tol", tol)
+    check_tol("div_radius", div_radius, positive=True)
+    check_count("seed", seed, minimum=0)
     x = _check_points(x0, landscape.dim)
     B = x.shape[0]
     noise_t = torch.as_tensor(noise, dtype=DTYPE)

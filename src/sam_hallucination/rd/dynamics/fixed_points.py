@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.func import hessian, jacrev, vmap
 
-from ...checks import check_points as _check_points
+from ...checks import check_count, check_single_point, check_tol
 from ...checks import check_positive as _check_positive
 from ..landscapes import DTYPE, Landscape
 from .engine import _grad_fn, _single_map
@@ -32,7 +32,7 @@ def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: st
 
 def sam_map_jacobian_formula(landscape: Landscape, x, rho: float, eta: float) -> Tensor:
     """DT(x) for SAM from the closed formula with autograd Hessians, for one point x (d,)."""
-    x = torch.as_tensor(x, dtype=DTYPE)
+    x = check_single_point(x, landscape.dim, "x")
     g = _grad_fn(landscape)(x)
     gn = torch.linalg.vector_norm(g)
     u = g / gn
@@ -48,7 +48,7 @@ def sam_map_generator(landscape: Landscape, x, rho: float) -> Tensor:
     A does not depend on η, so it decides local attraction for every step size at once
     (:func:`attraction_eta_max`). One point x of shape (d,).
     """
-    x = torch.as_tensor(x, dtype=DTYPE)
+    x = check_single_point(x, landscape.dim, "x")
     eye = torch.eye(x.shape[-1], dtype=DTYPE)
     return (eye - sam_map_jacobian(landscape, x, rho, 1.0)).detach()
 
@@ -61,6 +61,12 @@ def attraction_eta_max(A: Tensor, zero_tol: float = 1e-9) -> float:
     attracts). Eigenvalues μ = 0 give |1 − ημ| = 1 for every η: they belong to directions
     along a manifold of fixed points (the ring's circle) and are skipped.
     """
+    A = torch.as_tensor(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or not torch.isfinite(A).all():
+        raise ValueError("attraction_eta_max: A must be a finite square matrix (got NaN/inf "
+                         f"or shape {tuple(A.shape)}); pass sam_map_generator(...) at a "
+                         "converged point")
+    check_tol("zero_tol", zero_tol)
     mu = torch.linalg.eigvals(A)
     mu = mu[mu.abs() > zero_tol]
     if mu.numel() == 0:
@@ -129,7 +135,10 @@ def solve_hallucinated(
     ``converged=False``; with ``strict=True`` a :class:`HallucinationSolveError` is raised.
     """
     rho = float(_check_positive("rho", rho, "1.5"))
-    x = _check_points(x0, landscape.dim)[0]
+    check_tol("tol", tol)
+    check_tol("grad_tol", grad_tol)
+    check_count("max_iter", max_iter)
+    x = check_single_point(x0, landscape.dim)
     g = _grad_fn(landscape)
 
     def G(z: Tensor) -> Tensor:
@@ -211,6 +220,14 @@ def continue_branch(
     most ``max_jump`` (so the branch cannot hop to another one). Each end of the branch, where
     the solve first fails, is then located by bisection in ρ to ``refine_tol``.
     """
+    check_tol("d_rho", d_rho, positive=True)  # 0 would never leave rho0
+    check_tol("refine_tol", refine_tol, positive=True)  # 0 would bisect forever
+    check_tol("max_jump", max_jump, positive=True)
+    check_tol("rho_min", rho_min, positive=True)
+    if not check_tol("rho_max", rho_max) > rho_min:
+        raise ValueError(f"rho_max={rho_max!r} must be > rho_min={rho_min!r}")
+    if eta is not None:
+        _check_positive("eta", eta, "0.1")
     first = solve_hallucinated(landscape, x0, rho0, strict=True)
     pts: dict[float, HallucinationSolve] = {rho0: first}
     ends = []
@@ -249,7 +266,9 @@ def continue_branch(
 def refine_critical_point(landscape: Landscape, x0, *, tol: float = 1e-13,
                           max_iter: int = 50) -> tuple[Tensor, Tensor]:
     """Newton on ∇f = 0 from ``x0`` (d,); returns (point, Hessian eigenvalues)."""
-    x = _check_points(x0, landscape.dim)[0]
+    check_tol("tol", tol)
+    check_count("max_iter", max_iter)
+    x = check_single_point(x0, landscape.dim)
     g, H = _grad_fn(landscape), hessian(landscape.f)
     for _ in range(max_iter):
         gx = g(x)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.func import hessian, vmap
 
+from ...checks import check_count, check_grid, check_single_point, check_tol
 from ..landscapes import DTYPE, Landscape
 from .engine import METHODS, iterate, step_direction
 
@@ -76,6 +77,9 @@ def classify(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    for name, v in (("tol_step", tol_step), ("tol_grad", tol_grad), ("tol_curv", tol_curv)):
+        check_tol(name, v)
+    check_tol("div_radius", div_radius, positive=True)
     x = torch.as_tensor(x, dtype=DTYPE)
     if x.ndim == 1:
         x = x.reshape(1, -1)
@@ -149,7 +153,12 @@ def phase_diagram(
     or, with ``near_width`` = w, "local" starts at radius clip(ρ − 1, w, 1 − w) + w·U(−1, 1),
     uniform angle: next to the ring's hallucinated circle where it exists (1 < ρ < 2).
     """
-    rhos, etas = np.asarray(rhos, float), np.asarray(etas, float)
+    rhos, etas = check_grid("rhos", rhos), check_grid("etas", etas)
+    check_count("n_starts", n_starts)  # 0 starts: every fraction would be 0/0 = NaN
+    check_count("steps", steps, minimum=0)
+    check_tol("start_radius", start_radius, positive=True)
+    if near_width is not None and not 0 < check_tol("near_width", near_width) < 0.5:
+        raise ValueError(f"near_width must lie in (0, 0.5) or be None, got {near_width!r}")
     nr, ne = len(rhos), len(etas)
     R, E, S = np.meshgrid(rhos, etas, np.arange(n_starts), indexing="ij")
     rho_t, eta_t = torch.as_tensor(R.ravel()), torch.as_tensor(E.ravel())
@@ -180,7 +189,9 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
     the components along the smaller eigenvalues have died out further. NaN if fewer than
     10 steps qualify.
     """
-    x_star = torch.as_tensor(x_star, dtype=DTYPE)
+    x_star = check_single_point(x_star, landscape.dim, "x_star")
+    check_tol("offset", offset, positive=True)
+    check_count("steps", steps)
     v = torch.randn(x_star.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
     x0 = (x_star + offset * v / v.norm()).reshape(1, -1)
     h = iterate(landscape, x0, rho=rho, eta=eta, steps=steps, record_every=1).history[:, 0]
@@ -220,6 +231,17 @@ def noise_study(
     (on the ring this means divergence) or became non-finite.
     """
     sig = np.asarray(sigmas, float)
+    if sig.ndim != 1 or sig.size == 0 or not np.isfinite(sig).all() or (sig < 0).any():
+        raise ValueError(f"sigmas must be a non-empty 1-D array of finite values >= 0, "
+                         f"got {sigmas!r}")
+    check_count("n_points", n_points)  # 0 points: NaN means
+    check_count("steps", steps)
+    check_count("burn_in", burn_in, minimum=0)
+    if burn_in >= steps:  # nothing recorded after burn-in: NaN means
+        raise ValueError(f"burn_in={burn_in} must be < steps={steps}; lower burn_in or "
+                         "raise steps")
+    check_tol("x_star_radius", x_star_radius, positive=True)
+    check_tol("escape_radius", escape_radius, positive=True)
     th = torch.linspace(0, 2 * math.pi, n_points + 1, dtype=DTYPE)[:-1]
     ring = x_star_radius * torch.stack((torch.cos(th), torch.sin(th)), -1)
     x0 = ring.repeat(len(sig), 1)

@@ -238,20 +238,46 @@ def result_path(cfg: FullBatchConfig, results_dir: str | Path | None = None) -> 
     return Path(results_dir or RESULTS_DIR) / f"{cfg.run_id()}.json"
 
 
+def cached_record(path: Path, cfg: FullBatchConfig) -> tuple[dict[str, Any] | None, str]:
+    """``(record, "")`` if ``path`` is a readable result of ``cfg``, else ``(None, why)``."""
+    if not path.exists():
+        return None, ""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({type(e).__name__}: {e})"
+    if not isinstance(rec, dict):
+        return None, "not a JSON object"
+    missing = [k for k in ("schema_version", "run_id", "config", "final", "continuation")
+               if k not in rec]
+    if missing:
+        return None, f"missing field(s) {', '.join(missing)}"
+    if rec["schema_version"] != SCHEMA_VERSION:
+        return None, f"schema_version {rec['schema_version']!r}, this code writes {SCHEMA_VERSION}"
+    if rec["run_id"] != cfg.run_id():
+        return None, f"holds run {rec['run_id']!r}, not {cfg.run_id()!r}"
+    if rec["config"] != json_safe(cfg.to_dict()):
+        return None, "holds a different config"
+    return rec, ""
+
+
 def run_cached(cfg: FullBatchConfig, results_dir: str | Path | None = None,
                recompute: bool = False, problem: Problem | None = None) -> dict[str, Any]:
     """Load ``results/mlp/<run_id>.json`` if it exists (same config), else run and store it.
 
     The record adds ``config``, ``run_id``, ``source`` ("cache" or "computed"), ``path`` and
     ``provenance`` (device, torch, python, git commit, UTC time) to :func:`run`'s output.
+    A cached file that is unreadable, lacks a field, or holds another run, config or schema
+    is named in a log line and recomputed; an unwritable folder only warns (no cache).
     """
     path = result_path(cfg, results_dir)
-    if path.exists() and not recompute:
-        rec = json.loads(path.read_text())
-        if rec.get("config") != json_safe(cfg.to_dict()):
-            raise ValueError(f"{path} holds a different config; delete it or pass recompute=True")
-        rec["source"], rec["path"] = "cache", str(path)
-        return rec
+    if not recompute:
+        rec, why = cached_record(path, cfg)
+        if rec is not None:
+            rec["source"], rec["path"] = "cache", str(path)
+            return rec
+        if why:
+            print(f"full-batch cache {path}: {why}; recomputing it")
     out = run(cfg, problem)
     rec = json_safe({"schema_version": SCHEMA_VERSION, "run_id": cfg.run_id(),
                   "config": cfg.to_dict(), **out,
@@ -261,7 +287,16 @@ def run_cached(cfg: FullBatchConfig, results_dir: str | Path | None = None,
                                  "git": git_info(), "threads": torch.get_num_threads(),
                                  "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                 time.gmtime())}})
-    write_json_atomic(path, rec)
+    try:
+        write_json_atomic(path, rec)
+    except OSError as e:
+        import warnings
+
+        warnings.warn(f"cannot store {path} ({e.strerror or e}); the result is not cached "
+                      "(pass a writable results_dir)", stacklevel=2)
+        rec = json.loads(json.dumps(rec))  # what a cache hit would return
+        rec["source"], rec["path"] = "computed", None
+        return rec
     rec = json.loads(path.read_text())  # exactly what a later cache hit returns
     rec["source"], rec["path"] = "computed", str(path)
     return rec

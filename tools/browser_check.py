@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/browser_check.py _build/html [--expect-animation notebooks/ch02_hallucination.html]
+    python tools/browser_check.py _build/html [--expect-animation notebooks/ch02_hallucination.html]
 
 The built HTML is served on 127.0.0.1 (a free port, in a thread) and every content page is
 loaded in Debian's Chromium through selenium (/usr/bin/chromium, /usr/bin/chromedriver).
@@ -15,14 +15,22 @@ On each page the check asserts:
 * math is rendered: every Sphinx math element holds a MathJax ``mjx-container``, MathJax
   reported no TeX error (``mjx-merror``) or unknown macro, and no raw ``$$``, ``\\(``, ``\\[`` or
   ``\\begin{..}`` is left in the text a reader sees (code blocks excluded);
-* every ``<img>`` loaded (``complete`` and ``naturalWidth > 0``);
+* every ``<img>`` loaded (``complete`` and ``naturalWidth > 0``), is shown in proportion
+  (its displayed aspect ratio within 2% of its natural one) at 1280 px and again at a
+  390 px phone width, every image in the article has a real ``alt`` text (not empty,
+  not a file path), and no figure is shown below 90% of the width it was drawn at (1280 px);
+* no code cell, code output or table overflows sideways at 1280 px (a horizontal scroll
+  bar hides columns);
+* the page weighs at most 2 MB: its HTML plus the local images it shows;
 * pages named with ``--expect-animation`` hold a matplotlib ``to_jshtml`` animation whose
   frames exist and whose "next frame" button changes the picture (skipped, with a note,
   when the page is not in the build);
 * every internal link resolves: the target file exists and its ``#fragment`` is an id
   (or anchor name) on the target page.
 
-One full-page screenshot per page is saved to ``<html_dir>/../browser-check/<page>.png``.
+Screenshots go to ``<html_dir>/../browser-check/``: ``<page>.png`` (the full page at
+1280 px), ``<page>.top.png`` (the first screen, 1280 x 800) and ``<page>.phone.png`` (the
+first screen at 390 x 844).
 The script prints one line per page and a final ``N passed, N failed`` line, and exits
 with status 1 if any page failed (2 for bad arguments or a missing browser).
 """
@@ -58,6 +66,13 @@ CHROME_FLAGS = (
     "--disable-dev-shm-usage",
 )
 WINDOW = (1280, 1600)
+FIRST_SCREEN = (1280, 800)  # the desktop screenshot of what a reader sees first
+PHONE = (390, 844)  # a phone's viewport, CSS px
+ASPECT_TOLERANCE = 0.02  # shown vs natural aspect ratio of an image
+MAX_PAGE_BYTES = 2_000_000  # a page's own HTML plus its local images
+# A figure shown below this fraction of the width it was drawn at has text smaller than drawn
+# (the book draws 9-pt text or larger at 88 px per inch: 11 px at full size).
+MIN_FIGURE_SCALE = 0.9
 MAX_SCREENSHOT_HEIGHT = 20000  # px; longer pages are cut (the check itself covers all)
 
 # Sphinx pages that are not content, and folders that hold no pages.
@@ -178,9 +193,52 @@ def content_pages(html_dir: Path) -> list[str]:
     return pages
 
 
-def screenshot_path(out_dir: Path, page: str) -> Path:
-    """Where the screenshot of ``page`` goes: ``notebooks/ch01.html`` -> ``out/notebooks/ch01.png``."""
-    return Path(out_dir) / Path(page).with_suffix(".png")
+def screenshot_path(out_dir: Path, page: str, kind: str = "") -> Path:
+    """Where the screenshot of ``page`` goes: ``notebooks/ch01.html`` -> ``out/notebooks/ch01.png``
+    (``kind="top"`` -> ``ch01.top.png``)."""
+    suffix = f".{kind}.png" if kind else ".png"
+    return Path(out_dir) / Path(page).with_suffix(suffix)
+
+
+def aspect_distortion(natural: tuple[float, float], shown: tuple[float, float]) -> float:
+    """Relative difference between an image's shown and natural aspect ratios (width/height):
+    0 for an image in proportion, 0.5 for one shown 1.5x too tall or too wide."""
+    (nw, nh), (sw, sh) = natural, shown
+    if min(nw, nh, sw, sh) <= 0:
+        raise ValueError(f"sizes must be positive, got natural {natural} and shown {shown}")
+    r = (sw / sh) / (nw / nh)
+    return max(r, 1 / r) - 1
+
+
+_PATHLIKE_ALT = re.compile(r"(^|/)[^\s/]+\.(png|jpe?g|svg|gif|webp)$|^\.{0,2}/|^_images/", re.IGNORECASE)
+
+
+def is_real_alt(alt: str | None) -> bool:
+    """True when ``alt`` describes an image: not missing, not blank, not a file name or path
+    (Sphinx writes the path when a figure has no ``:alt:``)."""
+    if alt is None or not alt.strip():
+        return False
+    return not _PATHLIKE_ALT.search(alt.strip())
+
+
+def local_image_sources(html: str) -> list[str]:
+    """The ``src`` of every ``<img>`` in ``html`` that is a file (not a ``data:`` URI), unique, in order."""
+    srcs = re.findall(r"<img\b[^>]*?\bsrc=[\"']([^\"']+)[\"']", html, flags=re.IGNORECASE)
+    return list(dict.fromkeys(s for s in srcs if not s.startswith(("data:", "http:", "https:", "//"))))
+
+
+def page_weight(html_dir: Path, page: str) -> int:
+    """Bytes a reader downloads for ``page`` itself: its HTML (inline images and animations
+    included) plus the local image files it shows. The theme's shared CSS, JS and fonts are
+    not counted: they are cached across pages."""
+    html_dir = Path(html_dir)
+    html = (html_dir / page).read_text(encoding="utf-8", errors="replace")
+    total = (html_dir / page).stat().st_size
+    for src in local_image_sources(html):
+        resolved = resolve_internal_link(page, src)
+        if resolved is not None and (html_dir / resolved[0]).is_file():
+            total += (html_dir / resolved[0]).stat().st_size
+    return total
 
 
 def is_local_url(url: str, origin: str) -> bool:
@@ -306,7 +364,8 @@ for (let n = walker.nextNode(); n; n = walker.nextNode()) {
 }
 const imgs = Array.from(document.images).map(i => ({
   src: i.getAttribute('src') || '', ok: i.complete && i.naturalWidth > 0,
-  lazy: i.loading === 'lazy'}));
+  lazy: i.loading === 'lazy', alt: i.getAttribute('alt'),
+  inArticle: !!i.closest('article, .bd-article, main')}));
 const mathEls = Array.from(document.querySelectorAll('span.math, div.math'));
 const unrendered = mathEls.filter(e => !e.querySelector('mjx-container, .MathJax, .MathJax_Display'))
                           .map(e => e.textContent.trim().slice(0, 80));
@@ -327,6 +386,36 @@ return {
   zeroSizeMath: empty,
   animations: document.querySelectorAll('div.animation').length,
 };
+"""
+
+# Shown and natural size of every visible, loaded image (run at each viewport width).
+# drawnWidth is the width the figure was drawn for (myst-nb's inline style, in CSS px).
+_JS_IMAGE_SIZES = r"""
+return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).map(i => {
+  const r = i.getBoundingClientRect();
+  const w = parseFloat(i.style.width);
+  const src = i.getAttribute('src') || i.id || '';
+  // an SVG's natural width is the width it was drawn at; a retina PNG's is in the inline style
+  const drawn = !isNaN(w) ? w : (src.endsWith('.svg') && i.closest('figure') ? i.naturalWidth : null);
+  return {src: src.slice(0, 100), nw: i.naturalWidth, nh: i.naturalHeight,
+          sw: r.width, sh: r.height, drawnWidth: drawn};
+}).filter(x => x.sw > 0 && x.sh > 0);
+"""
+
+# Code outputs and tables wider than their box (a sideways scroll bar hides columns).
+_JS_OVERFLOW = r"""
+const sel = '.cell_output, .cell_output pre, .cell_output .output, .cell_output table, '
+          + '.cell_input pre, article table, article .table-wrapper, article div.highlight pre';
+const out = [];
+for (const el of document.querySelectorAll(sel)) {
+  if (el.offsetParent === null) continue;   // hidden (a collapsed hide-input/hide-output toggle)
+  if (el.scrollWidth > el.clientWidth + 1) {
+    const what = el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '');
+    out.push(what + ' ' + el.scrollWidth + ' px in ' + el.clientWidth + ' px: '
+             + (el.textContent || '').trim().slice(0, 60).replace(/\s+/g, ' '));
+  }
+}
+return out;
 """
 
 # Checks every matplotlib to_jshtml animation on the page; steps one frame forward.
@@ -388,6 +477,39 @@ def full_page_screenshot(driver, path: Path) -> None:
             driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     except Exception:  # noqa: BLE001 - any DevTools trouble: fall back to the viewport
         driver.save_screenshot(str(path))
+
+
+def viewport_screenshot(driver, path: Path, size: tuple[int, int], mobile: bool) -> list[dict]:
+    """Emulate a ``size`` viewport (CSS px), save a screenshot of the first screen, and return
+    the shown and natural sizes of the images at that width; then restore the window."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": mobile},
+    )
+    try:
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.execute_async_script(
+            "const done = arguments[0]; setTimeout(() => requestAnimationFrame(() => "
+            "requestAnimationFrame(() => done())), 150);"
+        )
+        driver.save_screenshot(str(path))
+        return driver.execute_script(_JS_IMAGE_SIZES)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def _aspect_problems(sizes: list[dict], where: str) -> list[str]:
+    """One problem per image whose shown aspect ratio is off by more than ASPECT_TOLERANCE."""
+    problems = []
+    for x in sizes:
+        d = aspect_distortion((x["nw"], x["nh"]), (x["sw"], x["sh"]))
+        if d > ASPECT_TOLERANCE:
+            problems.append(
+                f"image out of proportion at {where}: natural {x['nw']}x{x['nh']}, shown "
+                f"{x['sw']:.0f}x{x['sh']:.0f} ({d:.0%} off): {x['src']}"
+            )
+    return problems
 
 
 # ----------------------------------------------------------------------------------------
@@ -482,10 +604,31 @@ def check_page(
     for snippet in list(dict.fromkeys(find_raw_math(info["text"])))[:5]:
         res.problems.append(f"raw TeX in visible text: ...{snippet}...")
 
-    # Images.
+    # Images: loaded, described, in proportion.
     bad = [i["src"][:100] for i in info["images"] if not i["ok"]]
     for src in bad[:10]:
         res.problems.append(f"image did not load: {src}")
+    for i in info["images"]:
+        if i["inArticle"] and not is_real_alt(i["alt"]):
+            res.problems.append(f"image without a real alt text (alt={i['alt']!r}): {i['src'][:80]}")
+    sizes = driver.execute_script(_JS_IMAGE_SIZES)
+    res.problems.extend(_aspect_problems(sizes, f"{WINDOW[0]} px"))
+    scales = [x["sw"] / x["drawnWidth"] for x in sizes if x["drawnWidth"]]
+    for x in sizes:
+        if x["drawnWidth"] and x["sw"] / x["drawnWidth"] < MIN_FIGURE_SCALE:
+            res.problems.append(
+                f"figure shrunk to {x['sw'] / x['drawnWidth']:.0%} of its drawn width at {WINDOW[0]} px "
+                f"(drawn {x['drawnWidth']:.0f} px, shown {x['sw']:.0f} px; its text is smaller than drawn): {x['src']}"
+            )
+
+    # Outputs and tables that overflow sideways.
+    for what in driver.execute_script(_JS_OVERFLOW)[:10]:
+        res.problems.append(f"overflows sideways at {WINDOW[0]} px: {what}")
+
+    # Page weight.
+    weight = page_weight(links.html_dir, page)
+    if weight > MAX_PAGE_BYTES:
+        res.problems.append(f"page weighs {weight / 1e6:.2f} MB (HTML + images), over {MAX_PAGE_BYTES / 1e6:.0f} MB")
 
     # Animations.
     anim_note = ""
@@ -503,9 +646,13 @@ def check_page(
     res.problems.extend(link_problems)
 
     full_page_screenshot(driver, screenshot_path(out_dir, page))
+    viewport_screenshot(driver, screenshot_path(out_dir, page, "top"), FIRST_SCREEN, mobile=False)
+    phone_sizes = viewport_screenshot(driver, screenshot_path(out_dir, page, "phone"), PHONE, mobile=True)
+    res.problems.extend(_aspect_problems(phone_sizes, f"{PHONE[0]} px"))
+    scale_note = f", figures shown at >= {min(scales):.0%} of their drawn width" if scales else ""
     res.summary = (
         f"{len(info['images'])} img, {info['mathElements']} math -> {info['mjx']} rendered "
-        f"(MathJax {mathjax}){anim_note}, {n_links} internal links"
+        f"(MathJax {mathjax}){anim_note}, {n_links} internal links, {weight / 1e6:.2f} MB{scale_note}"
     )
     return res
 
