@@ -4,7 +4,7 @@ Targets (2 CPU cores): cold <= 20 s, warm <= 2 s. The cold load uses a fresh tem
 cache folder, so it always decodes. Also prints a single-process decode of 5,000 images
 as a same-run baseline for the parallel speed-up.
 
-    .venv/bin/python benchmarks/data_load.py [--path cifar10_jpeg.npz]
+    .venv/bin/python benchmarks/data_load.py [--path cifar10_jpeg_compact.npz]
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import time
 
 import numpy as np
 
-from sam_hallucination.data import data_dir, decode_jpegs, load_dataset
+from sam_hallucination.data import data_dir, decode_jpegs, jpeg_bytes, load_dataset
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--path", default=str(data_dir() / "cifar10_jpeg.npz"))
+    p.add_argument("--path", default=str(data_dir() / "cifar10_jpeg_compact.npz"))
     a = p.parse_args()
     # the file name only: a recorded benchmark must not carry a path of this machine
     print(f"source: {os.path.basename(a.path)}  ({os.cpu_count()} CPUs visible)")
@@ -37,7 +37,8 @@ def main() -> None:
         assert np.array_equal(ds.x_train, ds2.x_train)
     warm = min(warm_times)
     with np.load(a.path) as z:
-        buf, off = z["train_jpeg"], z["train_offsets"][:5001]
+        buf, off = jpeg_bytes({k: z[k] for k in z.files}, "train")  # compact or large layout
+        off = off[:5001]
     t = time.perf_counter()
     decode_jpegs(buf, off, workers=1)
     serial_5k = time.perf_counter() - t

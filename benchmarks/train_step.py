@@ -1,10 +1,13 @@
 """Benchmark: one SAM step vs one SGD step of the airbench CNN (same run, same data).
 
 CPU: batch 64, 1 thread, target SAM/SGD <= 2.1x (SAM does two forward/backward passes).
-CUDA (if present): the same at batch 512 under bf16 autocast, then two full pilot runs
-(16 epochs on the CIFAR-10 JPEG copy, SGD and SAM rho=0.1) with their wall times.
+CUDA (if present): the same at batch 512 under bf16 autocast; with ``--full-runs`` then
+(on the CIFAR-10 JPEG copy, compact file preferred) the ``calibration {json}`` line the
+dry-run estimate reads (per-epoch seconds one run at a time and per batched group, see
+``benchmarks/batched.py``), batched throughput at K = 1, 4, 8 against the one-by-one loop,
+and two full pilot runs (SGD and SAM rho=0.1) with their wall times.
 
-    .venv/bin/python benchmarks/train_step.py [--reps 20] [--full-runs]
+    .venv/bin/python benchmarks/train_step.py [--reps 20] [--full-runs] [--data PATH]
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--full-runs", action="store_true", help="CUDA: also time two pilot runs")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10 JPEG copy: folder or .npz (default: $SAM_DATA_DIR, compact first)")
     a = p.parse_args()
     torch.set_num_threads(1)
     report("CPU  airbench batch 64, fp32, 1 thread", time_steps("cpu", 64, a.reps, False), 2.1)
@@ -73,11 +78,16 @@ def main() -> None:
     name = torch.cuda.get_device_name()
     report(f"CUDA {name} airbench batch 512, bf16", time_steps("cuda", 512, 50, True), 2.1)
     if a.full_runs:
+        from batched import bench, calibrate  # benchmarks/batched.py, next to this script
+
         from sam_hallucination.data import load_dataset
         from sam_hallucination.runs.config import RunConfig
         from sam_hallucination.runs.loop import train
 
-        ds = load_dataset("cifar10-jpeg")
+        ds = load_dataset("cifar10-jpeg", root=a.data)
+        calibrate(ds)
+        bench("CUDA batched SAM, airbench, CIFAR-10 JPEG copy, batch 512, 1 epoch",
+              RunConfig(epochs=1, eval_every=1000), ds, "cuda", [1, 4, 8])
         for cfg in (RunConfig(), RunConfig(method="sam", rho=0.1)):
             train(cfg.replace(epochs=1), ds, device="cuda", progress=False)  # warm-up
             out = train(cfg, ds, device="cuda", progress=False)

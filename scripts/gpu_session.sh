@@ -36,6 +36,9 @@
 #   GPU_MAX_RUNS      start at most this many runs per plan step (tests)
 #   GPU_BENCH         the benchmark script (default benchmarks/train_step.py; tests stub it)
 #   GPU_BENCH_ARGS    its arguments (default --full-runs)
+#   GPU_BATCH         runs trained at once by the batched engine: a number, or auto (default:
+#                     on CUDA the committed calibration, else a <= 90 s timing of K = 1, 4, 8
+#                     picks it; on a CPU 1)
 #   GPU_MARGIN_S      seconds kept in reserve for the summary and the last pack (default 25)
 #   SAM_GIT_COMMIT    the commit the copied tree is at (needed where .git is not copied)
 #   PYTHON            interpreter (default python3)
@@ -253,8 +256,23 @@ if [ "$NEEDS_CIFAR" = 1 ]; then
     [ "$t" -ge 5 ] || die "only ${t}s of the budget left before loading the data: give a larger budget"
     log "data: ${DATA_ARG[1]} (loading it once, limit ${t}s)"
     timeout --foreground "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
-        || die "the data layer cannot load ${DATA_ARG[1]} (see above; the compact file needs the compact-file reader of sam_hallucination.data, and cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check)"
+        || die "the data layer cannot load ${DATA_ARG[1]} (see above; cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check: carry the compact file)"
 fi
+
+# The batched engine: how many compatible runs train at once (one stack, one result file each).
+BATCH=${GPU_BATCH:-auto}
+if [ "$BATCH" = auto ]; then
+    BATCH=1
+    t=$(left)
+    if [ "$DEVICE" = cuda ] && [ "$t" -gt 120 ]; then
+        [ "$t" -gt 240 ] && t=90 || t=45
+        log "batched engine: timing K = 1, 4, 8 (limit ${t}s)"
+        BATCH=$(timeout --foreground "$t" "$PY" -c "from sam_hallucination.runs.batched import pick_batch; print(pick_batch('cuda', results_dir='$COMMITTED'))" | tail -n 1) || BATCH=1
+        [[ "$BATCH" =~ ^[0-9]+$ ]] || BATCH=1
+    fi
+fi
+[[ "$BATCH" =~ ^[1-9][0-9]*$ ]] || die "GPU_BATCH='$BATCH' must be a positive integer or auto"
+log "batched engine: up to $BATCH runs at once"
 
 # Copy each finished shared run into the other sweep's folder (temp file + mv: atomic).
 share_runs() {
@@ -290,7 +308,7 @@ for step in $PLAN; do
     seeds=${step#*:}
     [ "$seeds" = "$step" ] && seeds=""
     share_runs
-    args=(--device "$DEVICE" --results "$SCRATCH" --time-budget "$((rem - 10))" --no-progress)
+    args=(--device "$DEVICE" --results "$SCRATCH" --time-budget "$((rem - 10))" --no-progress --batch "$BATCH")
     [ -n "$seeds" ] && args+=(--seeds "$seeds")
     [ -n "$MAX_RUNS" ] && args+=(--max-runs "$MAX_RUNS")
     if grep -qx "$sweep" "$CIFAR_SWEEPS"; then args+=("${DATA_ARG[@]}"); fi

@@ -205,7 +205,8 @@ def test_probe_fields_and_run_ids():
     assert a.run_id() == a.replace(probe_steps=7).run_id()  # ignored while probe is off
     b = a.replace(probe=True)
     assert b.run_id() != a.run_id() and b.run_id() != b.replace(probe_steps=7).run_id()
-    for field, value in (("probe", 1), ("probe_batches", 0), ("probe_steps", 0)):
+    for field, value in (("probe", 1), ("probe_batches", 0), ("probe_steps", -1),
+                         ("probe_epochs", 0)):
         with pytest.raises(ValueError, match=rf"RunConfig\.{field}="):
             RunConfig(**{field: value})
 

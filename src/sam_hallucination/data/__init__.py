@@ -19,7 +19,9 @@ from .sources import (
     READERS,
     data_dir,
     decode_jpegs,
+    expand_compact,
     file_hash,
+    jpeg_bytes,
     read_idx,
     resolve_cache_dir,
     synthetic_dataset,
@@ -29,6 +31,6 @@ from .sources import (
 __all__ = [
     "DeviceLoader", "load_dataset", "subset", "with_label_noise", "DATASET_NAMES", "DATASETS",
     "DISPLAY_NAMES", "TRAIN_SIZES", "DataIntegrityError", "DatasetSpec", "ImageDataset",
-    "get_spec", "READERS", "data_dir", "decode_jpegs", "file_hash", "read_idx",
+    "get_spec", "READERS", "data_dir", "decode_jpegs", "expand_compact", "file_hash", "jpeg_bytes", "read_idx",
     "resolve_cache_dir", "synthetic_dataset", "verify_file",
 ]

@@ -6,7 +6,8 @@ and int64 labels, whatever the source format:
 * ``"cifar10"``, ``"cifar100"``: the official python archives
   (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``), md5-verified;
 * ``"cifar10-jpeg"``: the project's JPEG re-encoding of CIFAR-10
-  (``cifar10_jpeg.npz``), decoded once in parallel and cached;
+  (``cifar10_jpeg_compact.npz``, preferred, or ``cifar10_jpeg.npz``: the same JPEG bytes),
+  decoded once in parallel and cached;
 * ``"fashion-mnist"``, ``"mnist"``: the official IDX files, gzipped or not;
 * ``"synthetic"``: a tiny seeded data set of noisy class templates (tests, smoke runs).
 
@@ -17,6 +18,7 @@ random-translate + flip augmentation in a few lines of torch (airbench style).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -87,12 +89,43 @@ def with_label_noise(ds: ImageDataset, fraction: float, seed: int = 0) -> ImageD
     return replace(ds, y_train=y)
 
 
+# Normalised copies already on a device, by source array: a sweep uploads its data once per
+# process. The source array is kept with its copy, so its id is never reused while cached.
+_ON_DEVICE: OrderedDict[tuple, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
+_ON_DEVICE_MAX = 6
+
+
+def _normalised(x: np.ndarray | torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
+                device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(x / 255 - mean) / std`` on ``device`` as (N, H, W, C); cached for numpy sources."""
+    key = None
+    if isinstance(x, np.ndarray):
+        key = (id(x), x.shape, str(device), tuple(mean), tuple(std), dtype)
+        hit = _ON_DEVICE.get(key)
+        if hit is not None and hit[0] is x:
+            _ON_DEVICE.move_to_end(key)
+            return hit[1]
+    t = torch.as_tensor(np.asarray(x)).to(device)
+    if t.ndim == 3:
+        t = t[..., None]
+    m = torch.tensor(mean, device=device, dtype=torch.float32)
+    s = torch.tensor(std, device=device, dtype=torch.float32)
+    t = ((t.float() / 255.0 - m) / s).to(dtype)
+    if key is not None:
+        _ON_DEVICE[key] = (x, t)  # type: ignore[assignment]
+        while len(_ON_DEVICE) > _ON_DEVICE_MAX:
+            _ON_DEVICE.popitem(last=False)
+    return t
+
+
 class DeviceLoader:
     """Batches from data held on ``device`` (airbench style).
 
     The uint8 images are moved to the device once, normalised there with the data
-    set's per-channel mean/std and stored as (N, H, W, C). With ``train=True`` every
-    epoch is reshuffled with a seeded ``torch.Generator`` and each image gets a random
+    set's per-channel mean/std and stored as (N, H, W, C); loaders of the same numpy array
+    share that copy. With ``train=True`` every epoch is reshuffled with a seeded
+    ``torch.Generator`` on the device (all draws happen there: no host sync, no global
+    seed) and each image gets a random
     translation by up to ``pad`` pixels (reflect padding + crop) and a random
     horizontal flip. Batches come out as (B, C, H, W) in channels_last memory
     format (a free permute of the stored layout) and in ``dtype``.
@@ -110,18 +143,13 @@ class DeviceLoader:
         if batch_size > len(x):
             raise ValueError(f"batch_size={batch_size} is larger than the data ({len(x)} images)")
         self.device = torch.device(device)
-        x = torch.as_tensor(np.asarray(x)).to(self.device)
-        if x.ndim == 3:
-            x = x[..., None]
-        m = torch.tensor(mean, device=self.device, dtype=torch.float32)
-        s = torch.tensor(std, device=self.device, dtype=torch.float32)
-        self.x = ((x.float() / 255.0 - m) / s).to(dtype)  # (N, H, W, C)
+        self.x = _normalised(x, mean, std, self.device, dtype)  # (N, H, W, C)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(self.device)
         self.batch_size, self.train = batch_size, train
         self.pad, self.flip = (pad, flip) if train else (0, False)
         self.drop_last = train if drop_last is None else drop_last
         self.channels_last = channels_last
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -131,14 +159,14 @@ class DeviceLoader:
     def _augment(self, xb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, h, w, _ = xb.shape
         if self.flip:
-            mask = (torch.rand(b, generator=g) < 0.5).to(self.device)
+            mask = torch.rand(b, generator=g, device=self.device) < 0.5
             xb = torch.where(mask[:, None, None, None], xb.flip(2), xb)
         if self.pad > 0:
             p = self.pad
             padded = torch.nn.functional.pad(xb.permute(0, 3, 1, 2), (p, p, p, p), mode="reflect")
             padded = padded.permute(0, 2, 3, 1)  # back to (B, H+2p, W+2p, C)
-            dy = torch.randint(0, 2 * p + 1, (b,), generator=g).to(self.device)
-            dx = torch.randint(0, 2 * p + 1, (b,), generator=g).to(self.device)
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=g, device=self.device)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=g, device=self.device)
             rows = dy[:, None] + torch.arange(h, device=self.device)
             cols = dx[:, None] + torch.arange(w, device=self.device)
             bi = torch.arange(b, device=self.device)[:, None, None]
@@ -148,7 +176,7 @@ class DeviceLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = self.generator
         n = len(self.y)
-        idx = torch.randperm(n, generator=g).to(self.device) if self.train else None
+        idx = torch.randperm(n, generator=g, device=self.device) if self.train else None
         self.epoch += 1
         for i in range(len(self)):
             sl = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))

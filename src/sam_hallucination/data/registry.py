@@ -35,6 +35,8 @@ class DatasetSpec:
     # *uncompressed* content, so repackaged .gz files (e.g. Debian's) verify too.
     hashes: dict[str, str] = field(default_factory=dict)
     classes: tuple[str, ...] | None = None  # class names when the files do not hold them
+    # Other files that hold the same data, tried in order when ``file`` is absent.
+    alt_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -59,8 +61,11 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                 hashes={"cifar-100-python.tar.gz": "md5:eb9058c3a382ffc7106e4002c42a8d85"}),
     DatasetSpec("cifar10-jpeg", "CIFAR-10 (JPEG copy)", 50_000, "jpeg-npz",
                 (0.4913, 0.4821, 0.4465), (0.2470, 0.2435, 0.2616), augment=True,
-                file="cifar10_jpeg.npz",
-                hashes={"cifar10_jpeg.npz": "sha256:b1091c5ea41ae05745b054dfe78e169e8ec1f4dc2df00"
+                # the compact file (same JPEG bytes, one shared header) first, then the large one
+                file="cifar10_jpeg_compact.npz", alt_files=("cifar10_jpeg.npz",),
+                hashes={"cifar10_jpeg_compact.npz": "sha256:1fe451c72ea74fe01e99d77e59aec527ea87"
+                                                    "972fe3dfe625603abb582c5060d7",
+                        "cifar10_jpeg.npz": "sha256:b1091c5ea41ae05745b054dfe78e169e8ec1f4dc2df00"
                                             "4961759ace1b182b15c"}),
     DatasetSpec("fashion-mnist", "Fashion-MNIST", 60_000, "idx", (0.2860,), (0.3530,),
                 url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",

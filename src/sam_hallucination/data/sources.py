@@ -229,7 +229,8 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
     if not path.exists():
         raise FileNotFoundError(
             f"CIFAR-10 JPEG copy not found at {path}; set SAM_DATA_DIR to the folder holding "
-            f"cifar10_jpeg.npz or pass root=... (see shared/data/README.md)")
+            f"{' or '.join((spec.file, *spec.alt_files))} or pass root=... "
+            f"(see shared/data/README.md)")
     st = path.stat()
     tag = f"cifar10_jpeg_{st.st_size}_{int(st.st_mtime)}"
     cfile = cache / f"{tag}.npz"
@@ -245,9 +246,9 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
         with np.load(path, allow_pickle=False) as z:
             src = {k: z[k] for k in z.files}
         arrs = {
-            "x_train": decode_jpegs(src["train_jpeg"], src["train_offsets"]),
+            "x_train": decode_jpegs(*jpeg_bytes(src, "train")),
             "y_train": src["train_labels"].astype(np.int64),
-            "x_test": decode_jpegs(src["test_jpeg"], src["test_offsets"]),
+            "x_test": decode_jpegs(*jpeg_bytes(src, "test")),
             "y_test": src["test_labels"].astype(np.int64),
             "classes": np.asarray(src["classes"]).astype(str),
         }
@@ -259,6 +260,32 @@ def _load_jpeg_npz(path: Path, cache: Path, spec: DatasetSpec, verify: bool = Tr
     source_hash = known or f"sha256:{file_hash(path)}"
     write_checked_cache(cache, cfile, arrs, source_hash)
     return _jpeg_dataset(arrs, spec)
+
+
+def expand_compact(header: np.ndarray, scan: np.ndarray, offsets: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The compact file's images as whole JPEGs: image i = header + scan[offsets[i]:offsets[i+1]].
+
+    Returns ``(buf, offsets)`` in the large file's layout (concatenated whole files).
+    """
+    header, offsets = np.asarray(header, np.uint8), np.asarray(offsets, np.int64)
+    h, n, lengths = len(header), len(offsets) - 1, np.diff(offsets)
+    if n < 0 or offsets[0] != 0 or (lengths < 0).any() or offsets[-1] != len(scan):
+        raise ValueError("compact JPEG offsets do not index the scan bytes")
+    out_off = np.concatenate([[0], np.cumsum(lengths + h)]).astype(np.int64)
+    buf = np.empty(int(out_off[-1]), dtype=np.uint8)
+    buf[(out_off[:-1, None] + np.arange(h)).ravel()] = np.tile(header, n)
+    # byte j of the scan belongs to image i(j) and moves right by (i(j) + 1) headers
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    buf[np.arange(len(scan), dtype=np.int64) + h * (owner + 1)] = scan
+    return buf, out_off
+
+
+def jpeg_bytes(src: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(buf, offsets)`` of a split's whole JPEG files, from the large or the compact file."""
+    if "jpeg_header" in src:
+        return expand_compact(src["jpeg_header"], src[f"{split}_scan"], src[f"{split}_offsets"])
+    return src[f"{split}_jpeg"], src[f"{split}_offsets"]
 
 
 def _jpeg_dataset(a: dict, spec: DatasetSpec) -> ImageDataset:
@@ -309,11 +336,15 @@ def read_idx_set(spec: DatasetSpec, root: Path | None, download: bool, cache: Pa
 
 def read_jpeg_npz(spec: DatasetSpec, root: Path | None, download: bool, cache: Path
                   ) -> ImageDataset:
-    """The project's JPEG copy: ``root`` is its folder or the .npz itself; decoded once, cached."""
-    if root is None:
-        path = data_dir() / spec.file
-    else:
-        path = root if root.suffix == ".npz" else root / spec.file
+    """The project's JPEG copy: ``root`` is its folder or the .npz itself; decoded once, cached.
+
+    In a folder the compact file (``spec.file``) is preferred over ``spec.alt_files``.
+    """
+    if root is not None and root.suffix == ".npz":
+        return _load_jpeg_npz(root, cache, spec)
+    folder = root if root is not None else data_dir()
+    names = (spec.file, *spec.alt_files)
+    path = next((folder / n for n in names if (folder / n).exists()), folder / spec.file)
     return _load_jpeg_npz(path, cache, spec)
 
 

@@ -209,10 +209,13 @@ def probe_rows(rs: ResultSet, z: float = 3.0) -> list[dict[str, Any]]:
 
     ``stalled``: the expected SAM step is within ``z`` noise floors of 0 while the gradient
     is more than ``z`` floors above 0. ``escapes``: SGD continuation from this run's end point
-    lowers the fixed-batch loss by more than SGD continuation from the plain-SGD run's end
-    point (same seed) does, by over ``z`` standard errors of that loss (the decisive test of
-    Chapter 4: from a genuine minimizer, SGD gains no more than it gains after SGD). ``None``
-    when the same-seed SGD run has no probe.
+    lowers the fixed-batch loss by more than the control does, by over ``z`` standard errors
+    of that loss (the decisive test of Chapter 4: from a genuine minimizer, SGD gains no more
+    than it gains anyway). The control is the matched-loss one when the record has it (SGD
+    continued from the same-seed SGD run's snapshot closest in loss: ``ctl_drop``,
+    ``ctl_gap`` = snapshot loss − this run's loss, ``ctl_epoch``); otherwise, for older
+    records, SGD continued from the SGD run's end point. ``None`` when there is no control.
+    ``rho_over_w``: ρ / ‖w‖ at the end (None in records older than the field).
     """
     records = rs.records if isinstance(rs, ResultSet) else list(rs)
     baseline = {r["config"]["seed"]: r["probe"]["sgd_continuation"].get("loss_drop")
@@ -227,7 +230,9 @@ def probe_rows(rs: ResultSet, z: float = 3.0) -> list[dict[str, Any]]:
         se = st.get("loss_se")
         sgd_drop = sgd.get("loss_drop")
         sam_drop = sam.get("loss_drop") if sam else None
-        base = baseline.get(r["config"]["seed"])
+        ctl = p.get("sgd_control") or {}
+        matched = ctl.get("status") == "ok" and ctl.get("loss_drop") is not None
+        base = ctl["loss_drop"] if matched else baseline.get(r["config"]["seed"])
         escapes = None
         if base is not None and sgd_drop is not None and se is not None:
             escapes = sgd_drop - base > z * se
@@ -240,20 +245,31 @@ def probe_rows(rs: ResultSet, z: float = 3.0) -> list[dict[str, Any]]:
                     "ratio": st["ratio"], "loss": st["loss"], "loss_se": se,
                     "stalled": bool(stalled) and p["rho"] > 0, "sgd_drop": sgd_drop,
                     "sam_drop": sam_drop, "escapes": escapes,
+                    "ctl_drop": ctl.get("loss_drop") if matched else None,
+                    "ctl_gap": ctl.get("loss_gap") if matched else None,
+                    "ctl_epoch": ctl.get("epoch") if matched else None,
+                    "rho_over_w": p.get("rho_over_weight_norm"),
                     "sgd_test_acc_after": sgd.get("test_acc_after")})
     return out
 
 
 def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
-    """Per-run probe numbers, fixed width, 3 significant digits."""
-    lines = [title, f"{'cell':26s} {'seed':>4s} {'|grad|':>9s} {'floor':>9s} {'|SAM step|':>10s} "
-             f"{'floor':>9s} {'ratio':>6s} {'SGD drop':>9s} {'SAM drop':>9s}  stalled"]
+    """Per-run probe numbers, fixed width, 3 significant digits.
+
+    ``ctl drop``: SGD's drop from the same-seed SGD run's snapshot (epoch ``@ep``) closest in
+    loss to this run's end point; ``gap``: that snapshot's loss minus this run's loss.
+    """
+    lines = [title, f"{'cell':26s} {'seed':>4s} {'ρ/|w|':>8s} {'|grad|':>9s} {'floor':>9s} "
+             f"{'|SAM step|':>10s} {'floor':>9s} {'ratio':>6s} {'SGD drop':>9s} "
+             f"{'SAM drop':>9s} {'ctl drop':>9s} {'gap':>9s} {'@ep':>4s}  stalled"]
     g = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
     for r in rows:
-        lines.append(f"{cell_name(r['cell']):26s} {r['seed']:4d} {g(r['grad_norm']):>9s} "
-                     f"{g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} {g(r['sam_step_se']):>9s} "
-                     f"{r['ratio']:6.2f} {g(r['sgd_drop']):>9s} {g(r['sam_drop']):>9s}  "
-                     f"{'yes' if r['stalled'] else 'no'}")
+        ep = "—" if r.get("ctl_epoch") is None else str(r["ctl_epoch"])
+        lines.append(f"{cell_name(r['cell']):26s} {r['seed']:4d} {g(r.get('rho_over_w')):>8s} "
+                     f"{g(r['grad_norm']):>9s} {g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} "
+                     f"{g(r['sam_step_se']):>9s} {r['ratio']:6.2f} {g(r['sgd_drop']):>9s} "
+                     f"{g(r['sam_drop']):>9s} {g(r.get('ctl_drop')):>9s} {g(r.get('ctl_gap')):>9s} "
+                     f"{ep:>4s}  {'yes' if r['stalled'] else 'no'}")
     return "\n".join(lines)
 
 
@@ -289,7 +305,8 @@ def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
             f"from there. " if yes else
             "No: at no probed radius does SAM's expected step vanish at a non-stationary point "
             f"(criterion: step within {z:g} noise floors of 0, gradient above {z:g} floors, "
-            "and SGD continuation gaining more than it gains after SGD). ")
+            "and SGD continuation gaining more than SGD gains from the SGD run's snapshot at a "
+            "matched loss). ")
     return head + "; ".join(parts) + "."
 
 

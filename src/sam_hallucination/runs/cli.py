@@ -2,8 +2,10 @@
 
     python -m sam_hallucination.experiments --list
     python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
-        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--dry-run]
+        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--batch K] [--dry-run]
         [--backend ray [--address auto] [--gpus-per-run 0.5] [--cpus-per-run 2]]
+    python -m sam_hallucination.experiments cifar10-rho cifar10-remedy --seeds 0 \\
+        --device cuda --dry-run          # one plan over several sweeps (shared runs once)
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import sys
 
 import torch
 
-from .sweeps import SWEEPS, run_sweep
+from .sweeps import SWEEPS, Sweep, get_sweep, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sam_hallucination.experiments",
                                 description="Run (a slice of) a named sweep; resumes.")
-    p.add_argument("sweep", nargs="?", help="sweep name (see --list)")
+    p.add_argument("sweep", nargs="*", help="sweep name (see --list); several with --dry-run")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     p.add_argument("--data", default=None, help="folder (or .npz) with the data files")
     p.add_argument("--results", default="results", help="results folder (default results/)")
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--save-models", action="store_true",
                    help="also save each run's final weights as <run_id>.pt")
+    p.add_argument("--batch", type=int, default=None,
+                   help="train up to K compatible runs at once (default 8 on CUDA, 1 on CPU)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
     p.add_argument("--backend", choices=("serial", "ray"), default="serial",
@@ -54,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             s = make()
             print(f"{name:25s} {len(s):4d} runs  {s.description}")
         return 0
-    if a.sweep not in SWEEPS:
-        p.error(f"unknown sweep {a.sweep!r}; valid: {', '.join(SWEEPS)} (see --list)")
+    unknown = [n for n in a.sweep if n not in SWEEPS]
+    if unknown:
+        p.error(f"unknown sweep {', '.join(map(repr, unknown))}; valid: {', '.join(SWEEPS)} "
+                "(see --list)")
+    if len(a.sweep) > 1 and not a.dry_run:
+        p.error("several sweeps only with --dry-run (run them one by one)")
+    if a.batch is not None and a.batch < 1:
+        p.error(f"--batch must be >= 1, got {a.batch}")
     if a.threads is not None:
         if a.threads < 1:
             p.error(f"--threads must be >= 1, got {a.threads}")
@@ -69,18 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
     if seeds is not None:
-        have = sorted({c.seed for c in SWEEPS[a.sweep]().runs})
+        have = sorted({c.seed for n in a.sweep for c in SWEEPS[n]().runs})
         outside = sorted(set(seeds) - set(have))
         if not seeds or outside:
-            p.error(f"--seeds {a.seeds!r}: sweep {a.sweep} has seeds {have}; "
+            p.error(f"--seeds {a.seeds!r}: sweep {' + '.join(a.sweep)} has seeds {have}; "
                     f"{outside or 'none given'} would run nothing")
-    out = run_sweep(a.sweep, data_root=a.data, device=a.device, results_dir=a.results,
-                    max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
-                    progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
-                    backend=a.backend, address=a.address,
-                    gpus_per_run=a.gpus_per_run or 0.0, cpus_per_run=a.cpus_per_run or 1.0)
-    return 1 if out.get("failed") else 0
-
+    total, seen, failed = 0.0, set(), False
+    for name in a.sweep:  # a run shared by two sweeps (same config) is planned once
+        sw = get_sweep(name)
+        sw = Sweep(sw.name, sw.description, [c for c in sw.runs if c.run_id() not in seen])
+        seen |= {c.run_id() for c in sw.runs}
+        out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
+                        max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
+                        progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
+                        batch=a.batch, backend=a.backend, address=a.address,
+                        gpus_per_run=a.gpus_per_run or 0.0, cpus_per_run=a.cpus_per_run or 1.0)
+        total += out.get("estimate_s", 0.0)
+        failed |= bool(out.get("failed"))
+    if len(a.sweep) > 1:
+        print(f"[{' + '.join(a.sweep)}] estimated {total:.0f} s in all")
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

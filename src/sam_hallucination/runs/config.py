@@ -16,7 +16,7 @@ from ..models import MODEL_NAMES
 
 METHODS = method_names("network")  # ("sgd", "sam", "switch", "rho-decay")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
-PROBE_FIELDS = ("probe", "probe_batches", "probe_steps")
+PROBE_FIELDS = ("probe", "probe_batches", "probe_steps", "probe_epochs")
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,11 @@ class RunConfig:
     appends epochs at the constant rate ``final_lr`` after the schedule ends.
     ``augment=None`` means flip+translate for the CIFAR data sets, none otherwise.
     ``probe=True`` runs the end-of-training probe (stall diagnostics on ``probe_batches``
-    fixed batches, then ``probe_steps`` SGD and SAM continuation steps at ``final_lr``;
-    see :mod:`sam_hallucination.runs.probe`). The probe fields enter the run id only when
-    ``probe=True``, so configs without the probe keep their ids.
+    fixed batches, then ``probe_epochs`` epochs of SGD and SAM continuation at ``final_lr``,
+    or ``probe_steps`` steps when that is > 0, and the matched-loss SGD control; see
+    :mod:`sam_hallucination.runs.probe`). The probe fields enter the run id only when
+    ``probe=True``, so configs without the probe keep their ids. ``eval_every``: test-set
+    evaluation every that many epochs, at the end of the main schedule and at the end.
     """
 
     dataset: str = "cifar10-jpeg"
@@ -64,7 +66,8 @@ class RunConfig:
     eval_every: int = 1
     probe: bool = False
     probe_batches: int = 16
-    probe_steps: int = 40
+    probe_steps: int = 0  # 0: probe_epochs whole epochs
+    probe_epochs: int = 1
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -116,11 +119,12 @@ class RunConfig:
         if self.augment is not None and not isinstance(self.augment, bool):
             raise bad("augment", "must be True, False or None (the data set's default)")
         for name in ("epochs", "batch_size", "hidden", "eval_every", "probe_batches",
-                     "probe_steps"):
+                     "probe_epochs"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "must be an int >= 1")
-        if not is_int(self.final_constant_lr_epochs) or self.final_constant_lr_epochs < 0:
-            raise bad("final_constant_lr_epochs", "must be an int >= 0")
+        for name in ("final_constant_lr_epochs", "probe_steps"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise bad(name, "must be an int >= 0")
         for name in ("n_train", "n_test"):
             v = getattr(self, name)
             if v is not None and (not is_int(v) or v < 1):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -27,7 +28,7 @@ from ..data import DeviceLoader, ImageDataset, subset, with_label_noise
 from ..models import make_model
 from ..optim import SAM
 from .config import LR_SCHEDULES, RunConfig
-from .probe import end_of_training_probe
+from .probe import Snapshot, end_of_training_probe, take_snapshot
 from .step import build_optimizer, evaluate, train_step, trainable_weight_norm
 
 
@@ -54,18 +55,45 @@ def lr_at(step: int, main_steps: int, peak: float, schedule: str = "onecycle",
     raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
 
 
+_PREPARED: OrderedDict[tuple, tuple[ImageDataset, ImageDataset]] = OrderedDict()
+
+
 def prepare_data(config: Any, dataset: ImageDataset) -> ImageDataset:
-    """Apply the config's subset (seeded by ``subset_seed``) and label noise."""
+    """Apply the config's subset (seeded by ``subset_seed``) and label noise.
+
+    The result is cached by data set and subset settings, so the runs of a sweep share
+    its arrays and with them the copy :class:`DeviceLoader` keeps on the device.
+    """
+    key = (id(dataset), config.n_train, config.n_test, config.subset_seed, config.label_noise)
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0] is dataset:
+        return hit[1]
     ds = subset(dataset, config.n_train, config.n_test, seed=config.subset_seed)
-    return with_label_noise(ds, config.label_noise, seed=config.subset_seed)
+    ds = with_label_noise(ds, config.label_noise, seed=config.subset_seed)
+    _PREPARED[key] = (dataset, ds)
+    while len(_PREPARED) > 4:
+        _PREPARED.popitem(last=False)
+    return ds
 
 
-def build_model(config: Any, ds: ImageDataset) -> nn.Module:
+def eval_batch_size(n: int, cap: int = 1000) -> int:
+    """The largest divisor of ``n`` that is at most ``cap``: every test batch the same size."""
+    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+
+
+def evaluates_at(config: Any, epoch: int, n_epochs: int) -> bool:
+    """Test-set evaluation after ``epoch`` (1-based): every ``eval_every`` epochs, at the end
+    of the main schedule and at the end."""
+    every = getattr(config, "eval_every", 1)
+    return epoch % every == 0 or epoch in (config.epochs, n_epochs)
+
+
+def build_model(config: Any, ds: ImageDataset, **model_kw: Any) -> nn.Module:
     c, h, w = ds.image_shape
     kw: dict[str, Any] = {}
     if config.model == "mlp":
         kw = {"input_shape": (c, h, w), "hidden": config.hidden}
-    return make_model(config.model, ds.num_classes, in_channels=c, **kw)
+    return make_model(config.model, ds.num_classes, in_channels=c, **kw, **model_kw)
 
 
 def weights_finite(model: nn.Module) -> bool:
@@ -83,8 +111,11 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device = "auto",
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, dtype: torch.dtype = torch.float32,
+          model_kw: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one run; return metrics, status and the final model (key ``"model"``).
+
+    ``dtype`` (weights and data) and ``model_kw`` (passed to the model) serve the tests.
 
     Returned keys: status ("ok" | "diverged"), diverged_at ({"step", "epoch"} or None),
     epochs (list of per-epoch dicts), final (last epoch's losses/accuracies), steps,
@@ -98,16 +129,18 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
         raise ValueError(f"batch_size={config.batch_size} is larger than the training set "
                          f"({len(ds.y_train)} images); lower batch_size or raise n_train")
     torch.manual_seed(config.seed)
-    model = build_model(config, ds)
+    model = build_model(config, ds, **(model_kw or {}))
     conv = config.model != "mlp"
-    model = model.to(dev, memory_format=torch.channels_last) if conv else model.to(dev)
+    model = (model.to(dev, dtype, memory_format=torch.channels_last) if conv
+             else model.to(dev, dtype))
 
     augment = config.augments() if hasattr(config, "augments") else bool(config.augment)
     train_loader = DeviceLoader(ds.x_train, ds.y_train, config.batch_size, mean=ds.mean,
                                 std=ds.std, device=dev, train=True, pad=2 if augment else 0,
-                                flip=augment, seed=config.seed, channels_last=conv)
-    test_loader = DeviceLoader(ds.x_test, ds.y_test, min(1024, len(ds.y_test)), mean=ds.mean,
-                               std=ds.std, device=dev, train=False, channels_last=conv)
+                                flip=augment, seed=config.seed, dtype=dtype, channels_last=conv)
+    test_loader = DeviceLoader(ds.x_test, ds.y_test, eval_batch_size(len(ds.y_test)), mean=ds.mean,
+                               std=ds.std, device=dev, train=False, dtype=dtype,
+                               channels_last=conv)
     spe = len(train_loader)
     main_steps = config.epochs * spe
     n_epochs = config.epochs + config.final_constant_lr_epochs
@@ -122,8 +155,13 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
         autocast = contextlib.nullcontext
 
     def criterion(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y, label_smoothing=config.label_smoothing)
+        o = out if out.dtype == torch.float64 else out.float()  # bf16 logits: loss in fp32
+        return F.cross_entropy(o, y, label_smoothing=config.label_smoothing)
 
+    # The plain-SGD run of a probed sweep keeps snapshots for the SAM runs' matched control.
+    snapshots: list[Snapshot] | None = None
+    if getattr(config, "probe", False) and not is_sam:
+        snapshots = [(0, take_snapshot(model))]
     epochs: list[dict[str, Any]] = []
     status, diverged_at, step = "ok", None, 0
     bar = tqdm(range(n_epochs), desc=getattr(config, "run_id", lambda: "run")(),
@@ -131,13 +169,13 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=dev)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.long)
-        gn_sum = torch.zeros((), device=dev)
-        gnp_sum = torch.zeros((), device=dev)
+        gn_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        gnp_sum = torch.zeros((), device=dev, dtype=torch.float64)
         n_seen = n_steps = n_pert = 0
-        pending: list[torch.Tensor] = []
-        first_step_of_check = step
+        losses: list[torch.Tensor] = []
+        first_step = step
         for xb, yb in train_loader:
             lr = lr_at(step, main_steps, config.lr, config.lr_schedule, config.warmup_frac,
                        config.final_lr)
@@ -150,20 +188,15 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
                 n_pert += 1
             step += 1
             n_steps += 1
-            d_loss = r.loss
-            loss_sum += d_loss * len(yb)
+            loss_sum += r.loss.double() * len(yb)
             correct += (r.logits.argmax(1) == yb).sum()
             n_seen += len(yb)
-            pending.append(d_loss)
-            # Check for divergence every 16 steps (one host sync), and at the epoch's end.
-            if len(pending) >= 16 or n_steps == spe:
-                finite = torch.isfinite(torch.stack(pending))
-                if not bool(finite.all()):
-                    bad = int((~finite).nonzero()[0, 0])
-                    status = "diverged"
-                    diverged_at = {"step": first_step_of_check + bad, "epoch": epoch}
-                    break
-                pending, first_step_of_check = [], step
+            losses.append(r.loss)
+        # Divergence: one host sync an epoch (none inside the step).
+        finite = torch.isfinite(torch.stack(losses))
+        if not bool(finite.all()):
+            status = "diverged"
+            diverged_at = {"step": first_step + int((~finite).nonzero()[0, 0]), "epoch": epoch}
         if status == "ok" and not weights_finite(model):  # the last update gave NaN/inf w
             status, diverged_at = "diverged", {"step": step - 1, "epoch": epoch}
         train_time = time.perf_counter() - t0
@@ -184,12 +217,14 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
             rec.update(test_loss=None, test_acc=None, epoch_time_s=time.perf_counter() - t0)
             epochs.append(rec)
             break
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == n_epochs:
+        if evaluates_at(config, epoch + 1, n_epochs):
             rec["test_loss"], rec["test_acc"] = evaluate(model, test_loader, autocast)
         else:
             rec["test_loss"] = rec["test_acc"] = None
         rec["epoch_time_s"] = time.perf_counter() - t0
         epochs.append(rec)
+        if snapshots is not None:
+            snapshots.append((epoch + 1, take_snapshot(model)))
         bar.set_postfix(loss=f"{rec['train_loss']:.3f}", acc=f"{rec['train_acc']:.3f}",
                         test=f"{rec['test_acc']:.3f}" if rec["test_acc"] is not None else "-")
     bar.close()
@@ -198,7 +233,7 @@ def train(config: RunConfig, dataset: ImageDataset, device: str | torch.device =
     if getattr(config, "probe", False) and status == "ok":
         probe = end_of_training_probe(model, config, ds, dev,
                                       float(opt.current_rho) if is_sam else 0.0,
-                                      test_loader, augment, autocast)
+                                      test_loader, augment, autocast, snapshots)
     return {
         "status": status,
         "diverged_at": diverged_at,

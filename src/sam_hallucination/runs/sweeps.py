@@ -8,6 +8,7 @@ killed sweep resumes without duplicates or corrupt files. A diverged run counts 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -22,7 +23,9 @@ import torch
 from ..checks import is_int
 from ..data import ImageDataset, load_dataset
 from ..methods import get_method
+from .batched import batch_groups, train_group
 from .config import RunConfig
+from .estimate import GUESS_EPOCH_S, calibration_note, group_seconds, load_calibration
 from .loop import train
 from .store import (
     FILE_MODE,
@@ -36,17 +39,9 @@ from .store import (
     write_json_atomic,
 )
 
-# Rough seconds per epoch over the full 50k-image training set, for an SGD run
-# (SAM costs about 2x). CPU numbers measured here (1 thread, AMD EPYC); CUDA numbers
-# are guesses until a GPU run replaces them: estimates from finished results win.
-EPOCH_COST_S = {
-    ("airbench", "cpu"): 800.0,
-    ("resnet18", "cpu"): 6000.0,
-    ("mlp", "cpu"): 5.0,
-    ("airbench", "cuda"): 0.6,
-    ("resnet18", "cuda"): 6.0,
-    ("mlp", "cuda"): 0.1,
-}
+# Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
+# prices the batched groups (and reads a CUDA calibration when one exists).
+EPOCH_COST_S = GUESS_EPOCH_S
 
 
 @dataclass
@@ -92,12 +87,12 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
     pilot = RunConfig()  # the GPU pilot settings
     # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
     # end-of-training probe (stall diagnostics + SGD/SAM continuation) at the final weights.
-    probed = pilot.replace(probe=True, final_constant_lr_epochs=1)
+    # Test-set evaluation every 4 epochs (and at epochs 16 and 17): less time off training.
+    probed = pilot.replace(probe=True, final_constant_lr_epochs=1, eval_every=4)
     rn18 = probed.replace(model="resnet18", epochs=10, batch_size=512, lr=0.2)
     # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
-    # + 1 constant-LR epoch, a 2-batch probe with 4 continuation steps.
-    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2,
-                           probe_steps=4)
+    # + 1 constant-LR epoch, a 2-batch probe with one-epoch (8-step) continuations.
+    smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2)
     return {
         "smoke": lambda: Sweep(
             "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
@@ -179,9 +174,10 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     if same:
         rates = [r["wall_time_s"] / (r["n_train"] * len(r["epochs"])) for r in same]
         return work * sum(rates) / len(rates)
-    if config.probe:  # diagnostics (~4 passes a batch) + SGD and SAM continuations
-        work += config.batch_size * (config.probe_batches * 2 + config.probe_steps
-                                     * (1 + (2 if uses_sam else 0)) / sam_factor)
+    if config.probe:  # diagnostics (~4 passes a batch) + SGD, SAM and control continuations
+        steps = config.probe_steps or config.probe_epochs * (n // config.batch_size)
+        work += config.batch_size * (config.probe_batches * 2 + steps
+                                     * (1 + (3 if uses_sam else 0)) / sam_factor)
     per_epoch = EPOCH_COST_S.get((config.model, kind), 10.0)
     return per_epoch * sam_factor * work / 50_000
 
@@ -191,6 +187,13 @@ def execute_run(config: RunConfig, dataset: ImageDataset, sweep_name: str, devic
                 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """One run, on any backend: train, its result record, and its CPU weights if kept."""
     out = train(config, dataset, device=device, progress=progress)
+    return record_of(config, out, sweep_name, device, keep_model, backend)
+
+
+def record_of(config: RunConfig, out: dict[str, Any], sweep_name: str, device: str,
+              keep_model: bool = False, backend: str = "serial"
+              ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """A trained run's result record (with backend and node) and its CPU weights if kept."""
     rec = result_record(config, out, sweep_name, device)
     rec["provenance"].update(backend=backend, node=socket.gethostname())
     state = {k: v.cpu() for k, v in out["model"].state_dict().items()} if keep_model else None
@@ -215,17 +218,23 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
               datasets: dict[str, ImageDataset] | None = None,
               save_models: bool = False, seeds: Iterable[int] | None = None,
               backend: str = "serial", address: str | None = None,
-              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0) -> dict[str, Any]:
+              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, batch: int | None = None,
+              on_result: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
     skipped. ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds)
-    stops before a run whose estimated time would overrun it. ``datasets`` maps registry
+    stops before a group of runs whose estimated time would overrun it (shrinking the group
+    first). ``datasets`` maps registry
     names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
     ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
     ``seeds`` restricts this call to the runs with those training seeds (counts too).
     ``backend="ray"`` runs each run as a Ray task (see :mod:`.ray_backend`; ``address``,
-    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here, one by one.
+    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here. ``batch``: up to
+    that many compatible runs train at once as one batched computation (:mod:`.batched`;
+    default 8 on CUDA, 1 on the CPU; serial backend), each still with its own result file
+    (provenance backend "batched"). ``on_result(path, record)`` is called after each result
+    file is written (serial backend).
     """
     if backend not in ("serial", "ray"):
         raise ValueError(f"backend must be 'serial' or 'ray', got {backend!r}")
@@ -242,8 +251,11 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
+    if batch is not None and (not is_int(batch) or batch < 1):
+        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     if device in (None, "auto"):  # on Ray the workers' devices count, not this machine's
         device = "cuda" if (gpus_per_run if backend == "ray" else torch.cuda.is_available()) else "cpu"
+    batch = batch or (8 if str(device).startswith("cuda") else 1)
     folder = Path(results_dir) / sweep.name
     done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
     finished = [r for r in done.values() if r is not None]
@@ -251,13 +263,16 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     n_div = sum(r["status"] == "diverged" for r in finished)
     print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
           f"({n_div} diverged), {len(todo)} left; device {device}")
+    groups = batch_groups(todo, batch if backend == "serial" else 1)
+    calibration = load_calibration(results_dir)
     if dry_run:
         total = 0.0
-        for c in todo:
-            est = estimate_seconds(c, device, finished)
+        for g in groups:
+            est = group_seconds(g, device, calibration)
             total += est
-            print(f"  {c.run_id():70s} ~{est:8.1f} s")
-        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs on {device}")
+            print(f"  {len(g)} at once ~{est:8.1f} s: {', '.join(c.run_id() for c in g)}")
+        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs in {len(groups)} "
+              f"group(s) of at most {batch} on {device}; {calibration_note(device, calibration)}")
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
                 "estimate_s": total}
     datasets = dict(datasets or {})
@@ -272,29 +287,48 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                           time_budget=time_budget)
     ran: list[str] = []
     t0 = time.perf_counter()
-    for c in todo:
-        if max_runs is not None and len(ran) >= max_runs:
-            break
-        if time_budget is not None:
-            est = estimate_seconds(c, device, finished)
-            if time.perf_counter() - t0 + est > time_budget:
-                print(f"[{sweep.name}] stopping: next run needs ~{est:.0f} s, budget left "
-                      f"{time_budget - (time.perf_counter() - t0):.0f} s")
+    for group in groups:
+        if max_runs is not None:
+            group = group[:max_runs - len(ran)]
+            if not group:
                 break
-        if c.dataset not in datasets:
-            datasets[c.dataset] = load_dataset(c.dataset, root=data_root)
-        with run_lock(folder, c.run_id()) as mine:
-            if not mine or validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]:
-                print(f"  {c.run_id()}: computed by another process, skipped")
-                continue
-            rec, state = execute_run(c, datasets[c.dataset], sweep.name, device, progress, save_models)
-            store_result(folder, rec, state)
-        finished.append(rec)
-        ran.append(c.run_id())
-        n_div += rec["status"] == "diverged"
-        acc = rec["final"]["test_acc"]
-        print(f"  {c.run_id()}: {rec['status']}, test acc "
-              f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s")
+        if time_budget is not None:
+            left_s = time_budget - (time.perf_counter() - t0)
+            full = len(group)
+            while group and group_seconds(group, device, calibration) > left_s:
+                group = group[:-1]
+            if not group:
+                print(f"[{sweep.name}] stopping: the next run needs "
+                      f"~{group_seconds(todo[len(ran):][:1], device, calibration):.0f} s, "
+                      f"budget left {left_s:.0f} s")
+                break
+            if len(group) < full:
+                print(f"[{sweep.name}] budget: {len(group)} of {full} runs of the next group")
+        c0 = group[0]
+        if c0.dataset not in datasets:
+            datasets[c0.dataset] = load_dataset(c0.dataset, root=data_root)
+        with contextlib.ExitStack() as locks:
+            mine = []
+            for c in group:  # each run under its own lock, re-checked once locked
+                if (locks.enter_context(run_lock(folder, c.run_id()))
+                        and not validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]):
+                    mine.append(c)
+                else:
+                    print(f"  {c.run_id()}: computed by another process, skipped")
+            outs = train_group(mine, datasets[c0.dataset], device, progress) if mine else []
+            for c, out in zip(mine, outs, strict=True):
+                rec, state = record_of(c, out, sweep.name, device, save_models,
+                                       "batched" if len(mine) > 1 else "serial")
+                store_result(folder, rec, state)
+                if on_result is not None:
+                    on_result(folder / f"{c.run_id()}.json", rec)
+                finished.append(rec)
+                ran.append(c.run_id())
+                n_div += rec["status"] == "diverged"
+                acc = rec["final"]["test_acc"]
+                print(f"  {c.run_id()}: {rec['status']}, test acc "
+                      f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s"
+                      + (f" (batched x{len(mine)})" if len(mine) > 1 else ""))
     left = len(todo) - len(ran)
     print(f"[{sweep.name}] done {len(finished)}, left {left}, diverged {n_div} "
           f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s)")

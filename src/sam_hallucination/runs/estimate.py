@@ -1,0 +1,121 @@
+"""How long runs take: per batched group, from a measured calibration when one exists.
+
+The GPU session's engine benchmark (``benchmarks/train_step.py --full-runs`` on CUDA) prints a
+line ``calibration {json}`` that lands in ``results/benchmarks/train_step_cuda.txt``:
+
+* ``epoch_s``: seconds per epoch over the full 50k-image training set, one run at a time,
+  for ``sgd`` and ``sam`` (model ``airbench``, batch 512, bf16);
+* ``group_epoch_s``: seconds per epoch of a batched group of K SAM runs, for a few K
+  (K = 1: the batched engine with one model);
+* ``device_name``, ``torch``.
+
+:func:`group_seconds` prices one group of runs: training as one stack (K models: the measured
+group epoch time, interpolated in K; a group with a SAM member runs two passes a step for
+all), plus the probes: each run's diagnostics, then the group's continuations (SGD and, for
+SAM runs, SAM and the matched control) as stacks of at most K. Without a calibration file the CUDA
+numbers are the guesses of ``EPOCH_COST_S`` with no batching gain, and the estimate says
+"uncalibrated (no CUDA benchmark yet)".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..methods import get_method
+from .config import RunConfig
+
+CALIBRATION_FILES = ("train_step_cuda.txt",)
+# Guessed seconds per epoch (50k images) one run at a time; SAM costs about 2x.
+GUESS_EPOCH_S = {
+    ("airbench", "cpu"): 800.0, ("resnet18", "cpu"): 6000.0, ("mlp", "cpu"): 5.0,
+    ("airbench", "cuda"): 0.6, ("resnet18", "cuda"): 6.0, ("mlp", "cuda"): 0.1,
+}
+
+
+def load_calibration(results_dir: str | os.PathLike = "results") -> dict[str, Any] | None:
+    """The last ``calibration {json}`` line of the CUDA engine benchmark, or None."""
+    for name in CALIBRATION_FILES:
+        path = Path(results_dir) / "benchmarks" / name
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        found = [ln for ln in lines if ln.startswith("calibration ")]
+        if found:
+            try:
+                cal = json.loads(found[-1][len("calibration "):])
+            except ValueError:
+                continue
+            if isinstance(cal, dict) and "epoch_s" in cal:
+                cal["source"] = str(path)
+                return cal
+    return None
+
+
+def _kind(device: str) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def _interp(table: dict[str, float], k: int) -> float:
+    """Group epoch seconds at K, linear between the measured K (extrapolated by the last slope)."""
+    pts = sorted((int(a), float(b)) for a, b in table.items())
+    if len(pts) == 1:
+        return pts[0][1] * k / pts[0][0]
+    for (k0, t0), (k1, t1) in zip(pts, pts[1:], strict=False):
+        if k <= k1:
+            return t0 + (t1 - t0) * (k - k0) / (k1 - k0)
+    (k0, t0), (k1, t1) = pts[-2], pts[-1]
+    return t1 + (t1 - t0) * (k - k1) / (k1 - k0)
+
+
+def group_seconds(group: list[RunConfig], device: str,
+                  calibration: dict[str, Any] | None) -> float:
+    """Estimated seconds for ``group`` trained as one stack (one run: one by one), probes included."""
+    c0, k = group[0], len(group)
+    kind = _kind(device)
+    scale = c0.train_size() / 50_000
+    epochs = c0.epochs + c0.final_constant_lr_epochs
+    any_sam = any(get_method(c.method, "network").sam for c in group)
+    cal = calibration if (kind == "cuda" and calibration and c0.model == "airbench") else None
+    if cal:
+        sgd_e, sam_e = cal["epoch_s"]["sgd"], cal["epoch_s"]["sam"]
+    else:
+        sgd_e = GUESS_EPOCH_S.get((c0.model, kind), 10.0)
+        sam_e = 2 * sgd_e
+
+    def stack_epoch(n: int, sam: bool) -> float:
+        """Seconds per full-data epoch of ``n`` models as one stack."""
+        if n == 1:
+            return sam_e if sam else sgd_e
+        if not cal:
+            return n * (sam_e if sam else sgd_e)  # no batching gain assumed
+        t = _interp(cal["group_epoch_s"], n) if cal.get("group_epoch_s") else n * sam_e
+        return t if sam else t * sgd_e / sam_e
+
+    seconds = stack_epoch(k, any_sam) * epochs * scale
+    # probes: diagnostics one run at a time (~4 passes over the fixed batches), then every
+    # continuation of the group (SGD, SAM, control) in stacks of at most K
+    jobs = 0
+    for c in group:
+        if c.probe:
+            sam = get_method(c.method, "network").sam
+            jobs += 1 + 2 * (sam and c.rho > 0)
+            seconds += 4 * c.probe_batches * c.batch_size / 50_000 * sam_e + 0.2 * sgd_e * scale
+    if jobs:
+        n_cont = (c0.probe_steps / (c0.train_size() // c0.batch_size) if c0.probe_steps
+                  else c0.probe_epochs)
+        for a in range(0, jobs, k):
+            seconds += stack_epoch(min(k, jobs - a), any_sam) * n_cont * scale
+    return seconds
+
+
+def calibration_note(device: str, calibration: dict[str, Any] | None) -> str:
+    if _kind(device) != "cuda":
+        return "CPU estimate from the guessed per-epoch table"
+    if calibration is None:
+        return "uncalibrated (no CUDA benchmark yet): guessed CUDA epoch costs, no batching gain"
+    return (f"calibrated by {calibration['source']} ({calibration.get('device_name', '?')}, "
+            f"torch {calibration.get('torch', '?')})")
