@@ -125,17 +125,6 @@ def test_robust_grid(monkeypatch):
         fb.run_robust("quick", ["scale-a3-r1"])
 
 
-# Results computed before the provenance rule, from working trees with uncommitted
-# changes; each must be regenerated from a clean commit (chapter 4's ``full`` profile)
-# and then removed from this list. No other committed result may be dirty.
-LEGACY_DIRTY = {
-    "sam_rho0.05_95383677", "sam_rho0.2_1101b12b", "sam_rho0.5_d0c0fd28",
-    "sam_rho1_100794c9", "sam_rho1_febdbbcf", "sam_rho2_221edd16", "sam_rho2_c7edd609",
-    "sam_rho5_2cbec725", "sam_rho5_477663c3", "sam_rho5_59356d81", "sam_rho5_742d6441",
-    "sam_rho5_7a2b51d5", "sam_rho5_b8e32336",
-}
-
-
 def test_committed_mlp_results_come_from_clean_commits():
     import json
 
@@ -147,9 +136,6 @@ def test_committed_mlp_results_come_from_clean_commits():
     bad = []
     for p in files:
         git = json.loads(p.read_text()).get("provenance", {}).get("git") or {}
-        legacy = p.parent.name == "mlp" and p.stem in LEGACY_DIRTY
-        if git.get("dirty") is not False and not legacy:
+        if git.get("dirty") is not False:  # regenerate it from a clean commit
             bad.append(f"{p.parent.name}/{p.name}: dirty={git.get('dirty')!r}")
-        if legacy and git.get("dirty") is False:
-            bad.append(f"{p.parent.name}/{p.name} is clean now: drop it from LEGACY_DIRTY")
     assert not bad, "results not from a clean commit:\n" + "\n".join(bad)

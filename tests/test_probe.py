@@ -87,6 +87,7 @@ def test_report_uses_the_matched_control():
     sam = rows[1]
     assert sam["stalled"] and sam["escapes"] is False and sam["ctl_gap"] == 0.02
     table = an.format_probe_table(rows, "t")
-    assert "ctl drop" in table and "0.25" in table.splitlines()[-1]
+    diag, cont = table.split("\n\n")  # two tables: stall diagnostics, continuation test
+    assert "ctl drop" in cont and "0.25" in diag.splitlines()[-1]
     del stalled["sgd_control"]  # an older record: the end-point baseline
     assert an.probe_rows(recs)[1]["escapes"] is True

@@ -254,23 +254,29 @@ def probe_rows(rs: ResultSet, z: float = 3.0) -> list[dict[str, Any]]:
 
 
 def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
-    """Per-run probe numbers, fixed width, 3 significant digits.
+    """Per-run probe numbers, 3 significant digits, as two tables (they fit the column):
+    the stall diagnostics, then the continuation test.
 
     ``ctl drop``: SGD's drop from the same-seed SGD run's snapshot (epoch ``@ep``) closest in
     loss to this run's end point; ``gap``: that snapshot's loss minus this run's loss.
     """
-    lines = [title, f"{'cell':26s} {'seed':>4s} {'ρ/|w|':>8s} {'|grad|':>9s} {'floor':>9s} "
-             f"{'|SAM step|':>10s} {'floor':>9s} {'ratio':>6s} {'SGD drop':>9s} "
-             f"{'SAM drop':>9s} {'ctl drop':>9s} {'gap':>9s} {'@ep':>4s}  stalled"]
     g = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
+    diag = [f"{title}: stall diagnostics",
+            f"{'cell':26s} {'seed':>4s} {'ρ/|w|':>8s} {'|grad|':>9s} {'floor':>9s} "
+            f"{'|SAM step|':>10s} {'floor':>9s} {'ratio':>6s}  stalled"]
+    cont = [f"{title}: continuation test (training-loss drops over the continuation)",
+            f"{'cell':26s} {'seed':>4s} {'SGD drop':>9s} {'SAM drop':>9s} {'ctl drop':>9s} "
+            f"{'gap':>9s} {'@ep':>4s}"]
     for r in rows:
+        name = f"{cell_name(r['cell']):26s} {r['seed']:4d}"
         ep = "—" if r.get("ctl_epoch") is None else str(r["ctl_epoch"])
-        lines.append(f"{cell_name(r['cell']):26s} {r['seed']:4d} {g(r.get('rho_over_w')):>8s} "
-                     f"{g(r['grad_norm']):>9s} {g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} "
-                     f"{g(r['sam_step_se']):>9s} {r['ratio']:6.2f} {g(r['sgd_drop']):>9s} "
-                     f"{g(r['sam_drop']):>9s} {g(r.get('ctl_drop')):>9s} {g(r.get('ctl_gap')):>9s} "
-                     f"{ep:>4s}  {'yes' if r['stalled'] else 'no'}")
-    return "\n".join(lines)
+        diag.append(f"{name} {g(r.get('rho_over_w')):>8s} {g(r['grad_norm']):>9s} "
+                    f"{g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} "
+                    f"{g(r['sam_step_se']):>9s} {r['ratio']:6.2f}  "
+                    f"{'yes' if r['stalled'] else 'no'}")
+        cont.append(f"{name} {g(r['sgd_drop']):>9s} {g(r['sam_drop']):>9s} "
+                    f"{g(r.get('ctl_drop')):>9s} {g(r.get('ctl_gap')):>9s} {ep:>4s}")
+    return "\n".join(diag) + "\n\n" + "\n".join(cont)
 
 
 def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
