@@ -60,17 +60,11 @@ def config_fields() -> list[str]:
     return [f.name for f in fields(FullBatchConfig)]
 
 
-def run_chapter(profile: str = "quick", names: list[str] | None = None,
-                results_dir: str | Path | None = None, verbose: bool = False,
-                base: FullBatchConfig | None = None) -> dict[str, dict[str, Any]]:
-    """All chapter-4 records by name (cached ones loaded; ``full`` recomputes).
-
-    ``base`` changes the shared settings, e.g. ``FullBatchConfig(dataset="mnist",
-    data_root=...)``; runs whose config has no cached file are computed and stored.
-    """
+def run_named(cfgs: dict[str, FullBatchConfig], profile: str, names: list[str] | None,
+              results_dir: str | Path | None, verbose: bool) -> dict[str, dict[str, Any]]:
+    """Records of the named configs (all by default): cached ones loaded, ``full`` recomputes."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    cfgs = chapter_configs(base)
     if names is not None:
         bad = sorted(set(names) - set(cfgs))
         if bad:
@@ -85,16 +79,35 @@ def run_chapter(profile: str = "quick", names: list[str] | None = None,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_chapter(profile: str = "quick", names: list[str] | None = None,
+                results_dir: str | Path | None = None, verbose: bool = False,
+                base: FullBatchConfig | None = None) -> dict[str, dict[str, Any]]:
+    """All chapter-4 records by name (cached ones loaded; ``full`` recomputes).
+
+    ``base`` changes the shared settings, e.g. ``FullBatchConfig(dataset="mnist",
+    data_root=...)``; runs whose config has no cached file are computed and stored.
+    """
+    return run_named(chapter_configs(base), profile, names, results_dir, verbose)
+
+
+def cli(description: str, runner: Any, argv: list[str] | None = None) -> int:
+    """The command line of a named-run set: ``NAMES... [--profile] [--results-dir]``."""
     import argparse
 
-    ap = argparse.ArgumentParser(description="Run (or load) the chapter-4 MLP runs.")
-    ap.add_argument("names", nargs="*", help="run names (default: all); see chapter_configs()")
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("names", nargs="*", help="run names (default: all)")
     ap.add_argument("--profile", default="quick", choices=tuple(PROFILES))
     ap.add_argument("--results-dir", default=None)
     args = ap.parse_args(argv)
-    run_chapter(args.profile, args.names or None, args.results_dir, verbose=True)
+    try:
+        runner(args.profile, args.names or None, args.results_dir, verbose=True)
+    except ValueError as e:  # an unknown run name: say which names exist
+        ap.error(str(e))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli("Run (or load) the chapter-4 MLP runs; see chapter_configs().", run_chapter, argv)
 
 
 if __name__ == "__main__":

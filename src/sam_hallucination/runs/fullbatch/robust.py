@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ...checks import repo_root
-from .chapter import PROFILES
+from .chapter import cli, run_named
 from .config import FullBatchConfig
 from .problem import build_model, load_problem
-from .runner import run_cached
 
 ROBUST_DIR = repo_root() / "results" / "mlp-robust"
 SCALE_RATIOS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5)  # ρ/‖w₀‖
@@ -68,35 +67,12 @@ def run_robust(profile: str = "quick", names: list[str] | None = None,
                results_dir: str | Path | None = None, verbose: bool = False,
                base: FullBatchConfig | None = None) -> dict[str, dict[str, Any]]:
     """The robustness records by name (cached ones loaded; ``full`` recomputes)."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
-    cfgs = robust_configs(base)
-    if names is not None:
-        bad = sorted(set(names) - set(cfgs))
-        if bad:
-            raise ValueError(f"unknown run names {bad}; valid: {sorted(cfgs)}")
-        cfgs = {n: cfgs[n] for n in names}
-    out = {}
-    for name, cfg in cfgs.items():
-        rec = run_cached(cfg, results_dir or ROBUST_DIR,
-                         recompute=PROFILES[profile]["recompute"])
-        if verbose:
-            print(f"{name}: {rec['source']} {rec['path']} ({rec['wall_time_s']:.1f} s)",
-                  flush=True)
-        out[name] = rec
-    return out
+    return run_named(robust_configs(base), profile, names, results_dir or ROBUST_DIR, verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Run (or load) chapter 4's robustness runs.")
-    ap.add_argument("names", nargs="*", help="run names (default: all); see robust_configs()")
-    ap.add_argument("--profile", default="quick", choices=tuple(PROFILES))
-    ap.add_argument("--results-dir", default=None)
-    args = ap.parse_args(argv)
-    run_robust(args.profile, args.names or None, args.results_dir, verbose=True)
-    return 0
+    return cli("Run (or load) chapter 4's robustness runs; see robust_configs().", run_robust,
+               argv)
 
 
 if __name__ == "__main__":
