@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from ..data import DataIntegrityError
 from .sweeps import SWEEPS, Sweep, get_sweep, run_sweep
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ray_only = [f for f, v in (("--address", a.address), ("--gpus-per-run", a.gpus_per_run),
                                 ("--cpus-per-run", a.cpus_per_run)) if v is not None]
     if a.backend != "ray" and ray_only:
-        p.error(f"{', '.join(ray_only)} only apply with --backend ray")
+        p.error(f"{', '.join(ray_only)} only apply with --backend ray (or drop them)")
     if a.list or not a.sweep:
         for name, make in SWEEPS.items():
             s = make()
@@ -89,11 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         sw = get_sweep(name)
         sw = Sweep(sw.name, sw.description, [c for c in sw.runs if c.run_id() not in seen])
         seen |= {c.run_id() for c in sw.runs}
-        out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
-                        max_runs=a.max_runs, time_budget=a.time_budget, dry_run=a.dry_run,
-                        progress=not a.no_progress, save_models=a.save_models, seeds=seeds,
-                        batch=a.batch, backend=a.backend, address=a.address,
-                        gpus_per_run=a.gpus_per_run or 0.0, cpus_per_run=a.cpus_per_run or 1.0)
+        try:
+            out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
+                            max_runs=a.max_runs, time_budget=a.time_budget,
+                            dry_run=a.dry_run, progress=not a.no_progress,
+                            save_models=a.save_models, seeds=seeds, batch=a.batch,
+                            backend=a.backend, address=a.address,
+                            gpus_per_run=a.gpus_per_run or 0.0,
+                            cpus_per_run=a.cpus_per_run or 1.0)
+        except (FileNotFoundError, PermissionError, DataIntegrityError) as e:
+            # missing or corrupt data, unwritable results: the message says what to do
+            print(f"{p.prog}: error: {e}", file=sys.stderr)
+            return 2
         total += out.get("estimate_s", 0.0)
         failed |= bool(out.get("failed"))
     if len(a.sweep) > 1:
