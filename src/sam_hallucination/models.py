@@ -76,6 +76,11 @@ class AirbenchNet(nn.Module):
         return self.head(self.pool(x).flatten(1)) * self.scaling
 
 
+def airbench_widths(width: int) -> tuple[int, int, int]:
+    """Group widths of the airbench CNN scaled by its first width: (w, 4w, 4w); 64 is the default."""
+    return (width, 4 * width, 4 * width)
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 

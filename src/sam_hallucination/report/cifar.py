@@ -24,6 +24,9 @@ from ..runs.sweeps import get_sweep, load_results
 
 SMOKE_LABEL = "CPU smoke run — not the experiment"
 SMOKE_SWEEP = "smoke-cifar"
+CPU_TIER_LABEL = "CPU scale: small CNN, 10k-image subset"
+# Each GPU sweep's CPU-scale tier (issue 18): shown when the GPU grid has no results yet.
+CPU_TIERS = {"cifar10-rho": "cifar10-cpu-rho", "cifar10-remedy": "cifar10-cpu-remedy"}
 METHOD_LABELS = method_labels("network")
 
 # Chapter profiles: "quick" only loads committed results; "full" runs the sweeps first.
@@ -44,11 +47,19 @@ class ResultSet:
     expected: list[RunConfig] = field(default_factory=list)
     smoke: bool = False
     source: str = ""
+    cpu_tier: bool = False  # the CPU-scale tier standing in for a GPU grid
+
+    @property
+    def tier(self) -> str:
+        """Which tier the records are: "gpu" (the sweep itself), "cpu" or "smoke"."""
+        return "smoke" if self.smoke else "cpu" if self.cpu_tier else "gpu"
 
     @property
     def label(self) -> str:
-        """What to put in titles: the smoke label, or the sweep name."""
-        return SMOKE_LABEL if self.smoke else f"sweep {self.sweep}"
+        """What to put in titles: the smoke label, the CPU-tier label, or the sweep name."""
+        if self.smoke:
+            return SMOKE_LABEL
+        return CPU_TIER_LABEL if self.cpu_tier else f"sweep {self.sweep}"
 
     def present(self) -> int:
         """How many runs of the target sweep have a result (0 for a smoke stand-in)."""
@@ -73,6 +84,23 @@ def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | No
     methods = {c.method for c in expected}
     smoke = [r for r in load_results(fallback, results_dir) if r["config"]["method"] in methods]
     return ResultSet(sweep, smoke, expected, smoke=True, source=str(Path(results_dir) / fallback))
+
+
+def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | None = None,
+             fallback: str | None = SMOKE_SWEEP) -> ResultSet:
+    """What a chapter shows for ``sweep``: its GPU grid if it has results, else its CPU-scale
+    tier (``cpu_sweep``, default :data:`CPU_TIERS`) if that has results (labelled
+    :data:`CPU_TIER_LABEL`), else the smoke stand-in (:func:`load_set`)."""
+    gpu = load_set(sweep, results_dir, fallback=None)
+    if gpu.records:
+        return gpu
+    cpu_name = cpu_sweep or CPU_TIERS.get(sweep)
+    if cpu_name is not None:
+        cpu = load_set(cpu_name, results_dir, fallback=None)
+        if cpu.records:
+            cpu.cpu_tier = True
+            return cpu
+    return load_set(sweep, results_dir, fallback)
 
 
 def metric(rec: dict[str, Any], name: str, at: str = "final") -> float | None:
@@ -184,6 +212,7 @@ def provenance(rs: ResultSet) -> dict[str, Any]:
     return {
         "source": rs.source,
         "smoke": rs.smoke,
+        "tier": rs.tier,
         "runs": len(rs.records),
         "devices": sorted({f"{p['device'].split(':')[0]} ({p['device_name']})" for p in prov}),
         "commits": sorted({p["git"]["commit"][:10] + ("+dirty" if p["git"].get("dirty") else "")
@@ -195,7 +224,7 @@ def provenance(rs: ResultSet) -> dict[str, Any]:
 
 def provenance_text(rs: ResultSet) -> str:
     p = provenance(rs)
-    head = f"{SMOKE_LABEL}: " if rs.smoke else ""
+    head = f"{rs.label}: " if rs.tier != "gpu" else ""
     return (f"{head}{p['runs']} runs from {p['source']}; device {', '.join(p['devices']) or '-'}; "
             f"commit {', '.join(p['commits']) or '-'}; torch {', '.join(p['torch']) or '-'}; "
             f"total wall time {p['wall_time_s']:.0f} s")

@@ -17,6 +17,9 @@ from ..models import MODEL_NAMES
 METHODS = method_names("network")  # ("sgd", "sam", "switch", "rho-decay")
 LR_SCHEDULES = ("onecycle", "cosine", "constant")
 PROBE_FIELDS = ("probe", "probe_batches", "probe_steps", "probe_epochs")
+# Fields added later with default None: left out of the run id (and not required in stored
+# records) while None, so the configs that predate them keep their run ids.
+OPTIONAL_FIELDS = ("model_width",)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class RunConfig:
     :mod:`sam_hallucination.runs.probe`). The probe fields enter the run id only when
     ``probe=True``, so configs without the probe keep their ids. ``eval_every``: test-set
     evaluation every that many epochs, at the end of the main schedule and at the end.
+    ``model_width`` (airbench only): None for the default widths (64, 256, 256), else w for
+    groups (w, 4w, 4w); it enters the run id only when set.
     """
 
     dataset: str = "cifar10-jpeg"
@@ -61,6 +66,7 @@ class RunConfig:
     final_lr: float = 0.01
     adaptive: bool = False
     hidden: int = 512
+    model_width: int | None = None  # airbench: first group width w, groups (w, 4w, 4w)
     augment: bool | None = None
     amp: bool = True
     eval_every: int = 1
@@ -125,6 +131,11 @@ class RunConfig:
         for name in ("final_constant_lr_epochs", "probe_steps"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise bad(name, "must be an int >= 0")
+        if self.model_width is not None:
+            if not is_int(self.model_width) or self.model_width < 1:
+                raise bad("model_width", "must be None (default widths) or an int >= 1")
+            if self.model != "airbench":
+                raise bad("model_width", "only model 'airbench' uses it; leave it at None")
         for name in ("n_train", "n_test"):
             v = getattr(self, name)
             if v is not None and (not is_int(v) or v < 1):
@@ -138,6 +149,9 @@ class RunConfig:
         d = asdict(self)
         if not self.probe:  # ids of configs without the probe are those of schema 1
             for k in PROBE_FIELDS:
+                d.pop(k)
+        for k in OPTIONAL_FIELDS:  # unset: the id of the configs that predate the field
+            if d[k] is None:
                 d.pop(k)
         h = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         parts = [self.dataset, self.model, self.method]

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..methods import get_method
 from .config import RunConfig
+from .loop import evaluates_at
 
 CALIBRATION_FILES = ("train_step_cuda.txt",)
 # Guessed seconds per epoch (50k images) one run at a time; SAM costs about 2x.
@@ -33,6 +34,42 @@ GUESS_EPOCH_S = {
     ("airbench", "cpu"): 800.0, ("resnet18", "cpu"): 6000.0, ("mlp", "cpu"): 5.0,
     ("airbench", "cuda"): 0.6, ("resnet18", "cuda"): 6.0, ("mlp", "cuda"): 0.1,
 }
+
+
+# Measured CPU costs of the CPU-scale tier's model (results/benchmarks/cpu_tier.txt: 2 torch
+# threads, Intel Xeon, 2 CPUs, idle machine), keyed by (model, model_width, batch_size), per
+# 10k images: training epoch for SGD and SAM, one test-set evaluation, and the whole
+# end-of-training probe (1-epoch continuations) of an SGD and of a SAM run.
+CPU_CALIBRATION: dict[tuple[str, int | None, int], dict[str, float]] = {
+    ("airbench", 12, 128): {"sgd": 3.70, "sam": 6.78, "eval": 1.62, "probe_sgd": 8.64,
+                            "probe_sam": 21.31},
+}
+CPU_CALIBRATION_SOURCE = "results/benchmarks/cpu_tier.txt"
+
+
+def cpu_calibration(config: RunConfig) -> dict[str, float] | None:
+    """The measured CPU costs for ``config``'s model, width and batch size, or None."""
+    return CPU_CALIBRATION.get((config.model, config.model_width, config.batch_size))
+
+
+def cpu_run_seconds(config: RunConfig, cal: dict[str, float]) -> float:
+    """One run on the CPU from the measured per-10k-image costs: its SGD and SAM epochs
+    (method "switch": the first ``switch_frac`` of the main steps are SGD), its test-set
+    evaluations and its probe (scaled by its continuation epochs)."""
+    spec = get_method(config.method, "network")
+    scale = config.train_size() / 10_000
+    n_epochs = config.epochs + config.final_constant_lr_epochs
+    sgd_epochs = (n_epochs if not spec.sam
+                  else config.switch_frac * config.epochs if spec.switch else 0.0)
+    seconds = scale * (sgd_epochs * cal["sgd"] + (n_epochs - sgd_epochs) * cal["sam"])
+    n_test = min(config.n_test or 10_000, 10_000)
+    n_evals = sum(evaluates_at(config, e, n_epochs) for e in range(1, n_epochs + 1))
+    seconds += n_evals * cal["eval"] * n_test / 10_000
+    if config.probe:
+        n_cont = (config.probe_steps / (config.train_size() // config.batch_size)
+                  if config.probe_steps else config.probe_epochs)
+        seconds += cal["probe_sam" if spec.sam else "probe_sgd"] * scale * n_cont
+    return seconds
 
 
 def load_calibration(results_dir: str | os.PathLike = "results") -> dict[str, Any] | None:
@@ -76,6 +113,8 @@ def group_seconds(group: list[RunConfig], device: str,
     """Estimated seconds for ``group`` trained as one stack (one run: one by one), probes included."""
     c0, k = group[0], len(group)
     kind = _kind(device)
+    if kind == "cpu" and all(cpu_calibration(c) for c in group):  # no batching gain on CPU
+        return sum(cpu_run_seconds(c, cpu_calibration(c)) for c in group)  # type: ignore[arg-type]
     scale = c0.train_size() / 50_000
     epochs = c0.epochs + c0.final_constant_lr_epochs
     any_sam = any(get_method(c.method, "network").sam for c in group)
@@ -114,7 +153,8 @@ def group_seconds(group: list[RunConfig], device: str,
 
 def calibration_note(device: str, calibration: dict[str, Any] | None) -> str:
     if _kind(device) != "cuda":
-        return "CPU estimate from the guessed per-epoch table"
+        return (f"CPU estimate: measured for the CPU tier's model ({CPU_CALIBRATION_SOURCE}), "
+                "else the guessed per-epoch table")
     if calibration is None:
         return "uncalibrated (no CUDA benchmark yet): guessed CUDA epoch costs, no batching gain"
     return (f"calibrated by {calibration['source']} ({calibration.get('device_name', '?')}, "

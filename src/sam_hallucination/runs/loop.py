@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import DeviceLoader, ImageDataset, subset, with_label_noise
-from ..models import make_model
+from ..models import airbench_widths, make_model
 from ..optim import SAM
 from .config import LR_SCHEDULES, RunConfig
 from .probe import Snapshot, end_of_training_probe, take_snapshot
@@ -93,6 +93,9 @@ def build_model(config: Any, ds: ImageDataset, **model_kw: Any) -> nn.Module:
     kw: dict[str, Any] = {}
     if config.model == "mlp":
         kw = {"input_shape": (c, h, w), "hidden": config.hidden}
+    width = getattr(config, "model_width", None)
+    if config.model == "airbench" and width is not None:
+        kw = {"widths": airbench_widths(width)}
     return make_model(config.model, ds.num_classes, in_channels=c, **kw, **model_kw)
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ..checks import repo_root
-from .config import RunConfig
+from .config import OPTIONAL_FIELDS, RunConfig
 
 SCHEMA_VERSION = 3
 # Fields every record of every schema version has; a record missing one is refused.
@@ -221,7 +221,9 @@ def _record_problem(rec: Any, config: RunConfig, sweep: str) -> str:
     if not isinstance(got, dict):
         return "config is not an object"
     diff = sorted(k for k in set(want) | set(got) if k in got and got[k] != want.get(k))
-    lacking = sorted(set(want) - set(got))
+    # a field added later may be absent from older records while it is unset (None)
+    lacking = sorted(k for k in set(want) - set(got)
+                     if not (k in OPTIONAL_FIELDS and want[k] is None))
     if version >= SCHEMA_VERSION and lacking:
         diff += lacking
     if diff:

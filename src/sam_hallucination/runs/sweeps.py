@@ -83,6 +83,18 @@ def grid(base: RunConfig, rhos: Iterable[float], seeds: Iterable[int],
     return [base.replace(seed=s, **c) for s in seeds for c in cells]
 
 
+CPU_TIER_WIDTH = 12  # airbench groups (12, 48, 48): 72,504 parameters
+CPU_TIER_TEXT = (f"airbench CNN at width {CPU_TIER_WIDTH} (~72k parameters), 10k-image "
+                 "class-balanced subset of the CIFAR-10 JPEG copy, full test set, "
+                 "8 epochs, batch 128, one-cycle peak 0.2, then 1 epoch at LR 0.01 and the probe")
+
+
+def cpu_tier_base() -> RunConfig:
+    """The CPU-scale tier's recipe (calibrated in results/benchmarks/cpu_tier.txt)."""
+    return RunConfig(model_width=CPU_TIER_WIDTH, n_train=10_000, epochs=8, batch_size=128,
+                     lr=0.2, probe=True, final_constant_lr_epochs=1, eval_every=4)
+
+
 def _sweeps() -> dict[str, Callable[[], Sweep]]:
     pilot = RunConfig()  # the GPU pilot settings
     # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
@@ -93,6 +105,7 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
     # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
     # + 1 constant-LR epoch, a 2-batch probe with one-epoch (8-step) continuations.
     smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2)
+    cpu = cpu_tier_base()
     return {
         "smoke": lambda: Sweep(
             "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
@@ -123,6 +136,18 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             _seed_major(grid(probed, rhos=(0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
                              methods=("sgd", "sam", "switch", "rho-decay"),
                              switch_fracs=(0.05, 0.1, 0.2, 0.3)))),
+        # The CPU-scale tier (issue 18): both chapters' grids at a size the 2-core machine runs
+        # in under an hour. Its SGD and SAM runs at rho 0.5, 1, 2 are in both sweeps with the
+        # same configs (same run ids): computed once, reused by the other sweep.
+        "cifar10-cpu-rho": lambda: Sweep(
+            "cifar10-cpu-rho", f"CPU scale: {CPU_TIER_TEXT}; SGD and SAM over rho, 2 seeds.",
+            grid(cpu, rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1))),
+        "cifar10-cpu-remedy": lambda: Sweep(
+            "cifar10-cpu-remedy", f"CPU scale: {CPU_TIER_TEXT}; SGD, SAM, SGD-then-SAM at 10% "
+            "and 30%, and rho-decay at rho 0.5, 1, 2, 2 seeds.",
+            _seed_major(grid(cpu, rhos=(0.5, 1.0, 2.0), seeds=(0, 1),
+                             methods=("sgd", "sam", "switch", "rho-decay"),
+                             switch_fracs=(0.1, 0.3)))),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
@@ -211,6 +236,27 @@ def store_result(folder: Path, rec: dict[str, Any], state: dict[str, torch.Tenso
     write_json_atomic(folder / f"{rec['run_id']}.json", rec)
 
 
+def shared_records(results_dir: Path, sweep_name: str, configs: Iterable[RunConfig]
+                   ) -> dict[str, dict[str, Any]]:
+    """Run id -> a valid finished record of the same config in another sweep's folder, as
+    this sweep's record (``sweep`` set to ``sweep_name``, ``provenance.reused_from`` the
+    other sweep). Runs shared by two sweeps (same run id) are thus computed once."""
+    others = sorted(p for p in Path(results_dir).glob("*/") if p.is_dir() and p.name != sweep_name)
+    out: dict[str, dict[str, Any]] = {}
+    for c in configs:
+        rid = c.run_id()
+        for other in others:
+            if not (other / f"{rid}.json").is_file():
+                continue
+            rec, why = validate_record(other / f"{rid}.json", c, other.name)
+            if rec is not None and not why:
+                rec = {**rec, "sweep": sweep_name,
+                       "provenance": {**rec["provenance"], "reused_from": other.name}}
+                out[rid] = rec
+                break
+    return out
+
+
 def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = None,
               device: str = "auto", results_dir: str | os.PathLike = "results",
               max_runs: int | None = None, time_budget: float | None = None,
@@ -260,6 +306,16 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
     done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
     finished = [r for r in done.values() if r is not None]
     todo = [c for c in sweep.runs if done[c.run_id()] is None]
+    shared = shared_records(Path(results_dir), sweep.name, todo)
+    if shared:  # identical finished runs of another sweep: copied, not recomputed
+        print(f"[{sweep.name}] {len(shared)} run(s) reused from other sweeps' results"
+              + (" (dry run: not copied)" if dry_run else ""))
+        if not dry_run:
+            check_writable(folder)
+            for rec in shared.values():
+                write_json_atomic(folder / f"{rec['run_id']}.json", rec)
+        finished += list(shared.values())
+        todo = [c for c in todo if c.run_id() not in shared]
     n_div = sum(r["status"] == "diverged" for r in finished)
     print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
           f"({n_div} diverged), {len(todo)} left; device {device}")
