@@ -76,7 +76,7 @@ def test_smoke_fallback_is_labelled_and_filtered(tmp_path):
     assert an.coverage_text(rs).startswith("cifar10-rho: 0/21 runs present")
     assert an.provenance_text(rs).startswith(an.SMOKE_LABEL)
     assert "cpu (Fake GPU)" in an.provenance(rs)["devices"]
-    assert an.stall_verdict(rs).startswith("Verdict owed to the GPU runs")
+    assert an.stall_verdict(rs).startswith(f"*{an.SMOKE_LABEL}.* Verdict owed to the GPU runs")
     remedy = an.load_set("cifar10-remedy", tmp_path)
     assert {r["config"]["method"] for r in remedy.records} == {"sgd", "sam", "switch", "rho-decay"}
     fig, axes = plt.subplots(1, 4)
@@ -99,19 +99,66 @@ def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
     assert not rs.smoke and rs.present() == 7 and rs.label == "sweep cifar10-rho"
     assert an.coverage_text(rs) == "cifar10-rho: 7/21 runs present (seed 1: 7 missing, seed 2: 7 missing)"
     v = an.stall_verdict(rs)
-    assert v.startswith("Yes, at ρ ∈ {1, 2}") and "ρ=0.5: 0/1 runs stalled" in v
+    assert v.startswith("*GPU grid (sweep `cifar10-rho`).* Yes, at ρ ∈ {1, 2}")
+    assert "ρ=0.5: gradient resolved in 1/1 runs, 0/1 stalled" in v
     rows = an.probe_rows(rs)
     assert [r["stalled"] for r in rows if r["cell"][0] == "sgd"] == [False]  # rho = 0
     assert "stalled" in an.format_probe_table(rows, "p")
     # no stall anywhere: the verdict says no; SGD beating SAM alone is not enough
     write(tmp_path, "cifar10-rho", [record(c, 0.8, "cifar10-rho", pr=probe(c.rho)) for c in seed0])
-    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith("No: at no probed")
+    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith(NO)
     # stalled, but SGD gains no more from the SAM end point than from SGD's: not a hallucination
     write(tmp_path, "cifar10-rho", [record(c, 0.8, "cifar10-rho",
                                            pr=probe(c.rho, step=0.01, step_se=0.01)) for c in seed0])
     rows = an.probe_rows(an.load_set("cifar10-rho", tmp_path))
     assert any(r["stalled"] for r in rows) and not any(r["escapes"] for r in rows)
-    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith("No: at no probed")
+    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith(NO)
+
+
+NO = "*GPU grid (sweep `cifar10-rho`).* No, at ρ ∈ {0.05, 0.1, 0.2, 0.5, 1, 2}"
+
+
+def test_unresolved_gradient_makes_the_verdict_undecided(tmp_path, rho_runs):
+    seed0 = [c for c in rho_runs if c.seed == 0]
+    # gradient within 3 floors everywhere: a tiny SAM step proves nothing
+    recs = [record(c, 0.8, "cifar10-rho", pr=probe(c.rho, grad=0.1, grad_se=0.05, step=0.01,
+                                                    step_se=0.01, sgd_drop=0.05))
+            for c in seed0]
+    write(tmp_path, "cifar10-rho", recs)
+    rs = an.load_set("cifar10-rho", tmp_path)
+    assert an.stall_summary(rs)["kind"] == "undecided"
+    v = an.stall_verdict(rs)
+    assert "Undecided at every probed radius" in v and "gradient resolved in 0/1 runs" in v
+    rows = an.probe_rows(rs)
+    assert not any(r["stalled"] or r["resolved"] for r in rows)
+    assert "n/a" in an.format_probe_table(rows, "p")
+    # resolved at rho >= 1 only: "no" there, "undecided" below
+    recs = [record(c, 0.8, "cifar10-rho", pr=probe(c.rho, grad=1.0 if c.rho >= 1 else 0.1,
+                                                    grad_se=0.05)) for c in seed0]
+    write(tmp_path, "cifar10-rho", recs)
+    s = an.stall_summary(an.load_set("cifar10-rho", tmp_path))
+    assert s["kind"] == "no"
+    assert {d["rho"]: d["status"] for d in s["radii"]} == {
+        0.05: "undecided", 0.1: "undecided", 0.2: "undecided", 0.5: "undecided", 1.0: "no",
+        2.0: "no"}
+    v = an.stall_verdict(an.load_set("cifar10-rho", tmp_path))
+    assert "No, at ρ ∈ {1, 2}" in v and "Undecided at ρ ∈ {0.05, 0.1, 0.2, 0.5}" in v
+
+
+def test_continuation_text_compares_with_the_matched_control(tmp_path, rho_runs):
+    seed0 = [c for c in rho_runs if c.seed == 0 and c.rho in (0.0, 1.0, 2.0)]
+    recs = []
+    for c in seed0:
+        pr = probe(c.rho, sgd_drop=0.02 if c.rho else 0.005)
+        if c.rho:
+            pr["sgd_control"] = {"status": "ok", "loss_drop": 0.06, "loss_gap": 0.01, "epoch": 2}
+        recs.append(record(c, 0.8, "cifar10-rho", pr=pr))
+    write(tmp_path, "cifar10-rho", recs)
+    t = an.continuation_text(an.load_set("cifar10-rho", tmp_path))
+    assert t == ("SGD continuation lowered the training loss from the SAM end points by 0.020, "
+                 "from the SGD runs' end points by 0.005, and from the SGD runs' snapshots at a "
+                 "matched loss by 0.060; it gained more than the control, by over 3 standard "
+                 "errors, in 0/2 SAM runs.")
 
 
 def test_not_run_rows(tmp_path):
@@ -133,11 +180,61 @@ def test_remedy_summary_and_switch_plot(tmp_path):
     write(tmp_path, "cifar10-remedy", recs)
     rs = an.load_set("cifar10-remedy", tmp_path)
     s = an.remedy_summary(rs)
-    assert s == ("ρ=1: SAM 51.0%, best warm start 30% 81.0% (+30.0 points, beyond the seed "
-                 "spread), decayed ρ 71.0%.")
+    assert s == ("*GPU grid (sweep `cifar10-remedy`).* ρ=1: SAM 51.0%, best warm start 30% "
+                 "81.0% (+30.0 points, beyond the seed spread), decayed ρ 71.0%.")
     fig, ax = plt.subplots()
     an.plot_vs_switch(ax, rs, title="t")
     assert len(ax.get_legend().get_texts()) == 2  # rho = 1 and SGD
     plt.close(fig)
     smoke = an.ResultSet("cifar10-remedy", [], runs, smoke=True)
-    assert an.remedy_summary(smoke).startswith("Owed to the GPU runs")
+    assert an.remedy_summary(smoke).startswith(f"*{an.SMOKE_LABEL}.* Owed to the GPU runs")
+
+
+def _tier(tmp_path, sweep, acc, probe_kw=None):
+    recs = []
+    for c in get_sweep(sweep).runs:
+        if c.seed < 2:
+            a = acc(c) + 0.01 * c.seed
+            recs.append(record(c, a, sweep, pr=probe(c.rho, **(probe_kw or {}))))
+    write(tmp_path, sweep, recs)
+
+
+def test_chapter_sets_and_tier_agreement(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar10-cpu-rho --device cpu"):
+        an.chapter_sets("cifar10-rho", tmp_path)
+    falls = lambda c: 0.9 if c.method == "sgd" else 0.9 - 0.2 * c.rho  # noqa: E731
+    _tier(tmp_path, "cifar10-cpu-rho", falls, {"grad": 0.1, "grad_se": 0.05})
+    rs, cpu = an.chapter_sets("cifar10-rho", tmp_path)
+    assert rs.tier == "cpu" and cpu is None and rs.sweep == "cifar10-cpu-rho"
+    d = an.tier_description(rs, "cifar10-rho", tmp_path)
+    assert d.startswith(f"**{an.CPU_TIER_LABEL}** (sweep `cifar10-cpu-rho`, 14 runs")
+    assert "the GPU grid is owed (cifar10-rho: 0/21 runs present" in d
+    assert an.sgd_curve_text(rs) == ("SGD test accuracy by epoch (2 seeds; epochs after 8 run "
+                                     "at the constant LR): 1: 80.5%, 2: 80.5%, 3: 80.5%, "
+                                     "4: 80.5%, 5: 80.5%, 6: 80.5%, 7: 80.5%, 8: 80.5%, "
+                                     "9: 90.5%")
+    assert an.accuracy_onset(rs) == 0.5  # 0.9 - 0.2 rho is 10 points down at 0.5
+    assert an.tier_agreement(rs, None) == ""
+    # the GPU grid arrives: it is the main set, the CPU tier the check beside it
+    _tier(tmp_path, "cifar10-rho", falls)
+    rs, cpu = an.chapter_sets("cifar10-rho", tmp_path)
+    assert rs.tier == "gpu" and cpu is not None and cpu.tier == "cpu"
+    t = an.tier_agreement(rs, cpu)
+    assert "The two tiers differ: the stall verdict is 'no' on the GPU grid and " \
+           "'undecided' on the CPU tier." in t
+    assert "They agree that SAM falls more than 5 points below SGD from ρ = 0.5" in t
+    # same verdicts: they agree
+    _tier(tmp_path, "cifar10-cpu-rho", falls)
+    _, cpu = an.chapter_sets("cifar10-rho", tmp_path)
+    assert "The two tiers agree" in an.tier_agreement(rs, cpu)
+
+
+def test_tier_agreement_on_the_remedy(tmp_path):
+    def acc(c):  # the warm start helps at rho 1 on the GPU grid only
+        return {"sgd": 0.9, "sam": 0.5, "rho-decay": 0.6}.get(c.method, 0.5 + c.switch_frac)
+    _tier(tmp_path, "cifar10-remedy", acc)
+    _tier(tmp_path, "cifar10-cpu-remedy", lambda c: 0.5 if c.method != "sgd" else 0.9)
+    rs, cpu = an.chapter_sets("cifar10-remedy", tmp_path)
+    t = an.tier_agreement(rs, cpu)
+    assert "the warm start helps beyond the seed spread at ρ ∈ {0.5, 1, 2} on the GPU grid " \
+           "and {} on the CPU tier" in t and t.count("differ") == 1

@@ -54,11 +54,18 @@ def test_text_table_escapes_html():
     assert "&lt;b&gt;" in plotting.TextTable("x  y\n<b>  1\nc  2")._repr_html_()
 
 
-def test_coverage_warning_only_for_smoke_results():
+def test_coverage_banner_follows_the_tier():
     assert plotting.coverage_warning(False, "cifar10-rho: 21/21 runs present", "x") is None
+    assert plotting.coverage_warning("gpu", "cifar10-rho: 21/21 runs present", "x") is None
     w = plotting.coverage_warning(True, "cifar10-rho: 0/21 runs present", "SAM against ρ")
     assert plotting.PREVIEW_MARKER in w.data and "0/21 runs present" in w.data
-    assert "admonition warning" in w.data
+    assert "admonition warning" in w.data and plotting.CPU_TIER_MARKER not in w.data
+    c = plotting.coverage_warning("cpu", "cifar10-rho: 0/21 runs present", "SAM against ρ")
+    assert plotting.CPU_TIER_MARKER in c.data and plotting.PREVIEW_MARKER not in c.data
+    assert "admonition note" in c.data and "CPU-scale tier" in c.data
+    assert "GPU grid coverage: cifar10-rho: 0/21 runs present." in c.data
+    with pytest.raises(ValueError, match="tier must be"):
+        plotting.coverage_warning("tpu", "", "x")
 
 
 def test_book_style_draws_for_the_column():
@@ -92,6 +99,15 @@ def test_preview_suffix_follows_the_warning(marker, title):
     assert title in out
     assert out.count("(preview)") == (1 if marker else 0)
     assert pt.add_preview_suffix(out) == out  # idempotent
+
+
+def test_cpu_tier_banner_gives_a_cpu_scale_suffix():
+    pt = _preview_titles()
+    out = pt.add_preview_suffix(NB + plotting.CPU_TIER_MARKER)
+    assert "# 5. SAM against ρ (CPU scale)\\n" in out and "(preview)" not in out
+    assert pt.add_preview_suffix(out) == out
+    both = pt.add_preview_suffix(NB + plotting.CPU_TIER_MARKER + plotting.PREVIEW_MARKER)
+    assert "(preview)" in both and "(CPU scale)" not in both  # the smoke warning wins
 
 
 def test_legible_legends_raises_small_legend_text_only():

@@ -1,10 +1,11 @@
-"""Add "(preview)" to the title of a chapter that shows smoke results only.
+"""Add "(preview)" or "(CPU scale)" to the title of a chapter whose GPU grid is owed.
 
-A chapter built from the CPU smoke run opens with the warning that
-``sam_hallucination.plotting.coverage_warning`` writes (its HTML carries the class
-``smoke-preview``). While an executed notebook holds that warning, this extension appends
-" (preview)" to its first heading, so the sidebar, the page title and the navigation say so
-too; when the GPU results land, the warning is no longer generated and the suffix goes.
+Such a chapter opens with the banner that ``sam_hallucination.plotting.coverage_warning``
+writes: its HTML carries the class ``smoke-preview`` (smoke results only) or ``cpu-tier-banner``
+(the CPU-scale tier). While an executed notebook holds that banner, this extension appends
+the matching suffix to its first heading, so the sidebar, the page title and the
+navigation say so too; when the GPU results land, the banner is no longer generated and
+the suffix goes.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import re
 from typing import Any
 
 MARKER = "smoke-preview"
+SUFFIX = " (preview)"
+# banner class -> title suffix; the smoke warning wins if both appear
+SUFFIXES = {MARKER: SUFFIX, "cpu-tier-banner": " (CPU scale)"}
 # The first level-1 heading in a notebook's JSON: "# 5. Title\n" (a JSON string).
 _HEADING = re.compile(r'^(\s*"#\s[^"\\]*?)(\\n)?"', re.MULTILINE)
-SUFFIX = " (preview)"
 
 
 def add_preview_suffix(source: str) -> str:
-    """Return notebook JSON ``source`` with " (preview)" after its first heading when the
-    notebook holds the smoke-run warning; unchanged otherwise."""
-    if MARKER not in source:
+    """Return notebook JSON ``source`` with " (preview)" (smoke banner) or " (CPU scale)"
+    (CPU-tier banner) after its first heading; unchanged without a banner."""
+    suffix = next((v for k, v in SUFFIXES.items() if k in source), None)
+    if suffix is None:
         return source
 
     def repl(m: re.Match) -> str:
         title = m.group(1)
-        if title.endswith(SUFFIX):
+        if title.endswith(suffix):
             return m.group(0)
-        return f'{title}{SUFFIX}{m.group(2) or ""}"'
+        return f'{title}{suffix}{m.group(2) or ""}"'
 
     return _HEADING.sub(repl, source, count=1)
 

@@ -238,32 +238,48 @@ def show_table(text: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# The warning a chapter shows while it has only smoke results
+# The banner a chapter shows while its GPU grid is owed
 
 PREVIEW_MARKER = "smoke-preview"  # book/_ext/preview_titles.py adds "(preview)" to such pages
+CPU_TIER_MARKER = "cpu-tier-banner"  # ... and "(CPU scale)" to pages that show the CPU-scale tier
 
 
-def coverage_warning(smoke: bool, coverage: str, what: str):
-    """The warning admonition (an ``IPython.display.HTML``) that opens a chapter built from
-    the CPU smoke run, or None once the real results exist, so it disappears by itself.
+def coverage_warning(tier: bool | str, coverage: str, what: str):
+    """The banner (an ``IPython.display.HTML``) that opens a chapter whose GPU grid is owed,
+    or None once the GPU results exist, so it disappears by itself.
 
-    ``coverage`` is the coverage line of the results (``analysis.coverage_text``); ``what``
-    says what the page would show, e.g. ``"SAM against ρ on CIFAR-10"``.
+    ``tier`` is the tier shown: ``"smoke"`` (a warning: the page tests the code path only),
+    ``"cpu"`` (a note: the page shows the CPU-scale tier, real but small runs) or ``"gpu"``
+    (no banner); ``True``/``False`` mean ``"smoke"``/``"gpu"``. ``coverage`` is the GPU
+    grid's coverage line (``analysis.coverage_text``); ``what`` says what the grid tests,
+    e.g. ``"SAM against ρ on CIFAR-10"``.
     """
-    if not smoke:
+    tier = {True: "smoke", False: "gpu"}.get(tier, tier) if isinstance(tier, bool) else tier
+    if tier not in ("smoke", "cpu", "gpu"):
+        raise ValueError(f"tier must be 'smoke', 'cpu' or 'gpu', got {tier!r}")
+    if tier == "gpu":
         return None
     from IPython.display import HTML
 
-    body = (
-        f"This page shows a <strong>CPU smoke run, not the experiment</strong>: {html.escape(what)} "
-        "needs GPU runs that are not committed yet. Every figure, table and verdict below "
-        "tests the code path only and says nothing about SAM. "
-        f"Coverage: {html.escape(coverage)}."
-    )
+    if tier == "smoke":
+        kind, marker, title = "warning", PREVIEW_MARKER, "Preview: smoke results only"
+        body = (
+            f"This page shows a <strong>CPU smoke run, not the experiment</strong>: "
+            f"{html.escape(what)} needs GPU runs that are not committed yet. Every figure, "
+            "table and verdict below tests the code path only and says nothing about SAM. "
+        )
+    else:
+        kind, marker, title = "note", CPU_TIER_MARKER, "CPU scale: small CNN, 10k-image subset"
+        body = (
+            "This page shows the <strong>CPU-scale tier</strong>: real training runs of a small "
+            "CNN (about 72k parameters) on a 10,000-image subset of CIFAR-10, run on a 2-core "
+            "CPU. Every figure, table and verdict below is computed from them and holds for "
+            f"that setting only; the GPU grid for {html.escape(what)} is not committed yet. "
+        )
     return HTML(
-        f'<div class="admonition warning {PREVIEW_MARKER}">'
-        '<p class="admonition-title">Preview: smoke results only</p>'
-        f"<p>{body}</p></div>"
+        f'<div class="admonition {kind} {marker}">'
+        f'<p class="admonition-title">{title}</p>'
+        f"<p>{body}GPU grid coverage: {html.escape(coverage)}.</p></div>"
     )
 
 

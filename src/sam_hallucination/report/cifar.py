@@ -1,12 +1,12 @@
-"""Results of the CIFAR sweeps as tables, verdicts and figures (Chapters 5 and 6).
+"""Results of the CIFAR sweeps as sets and tables (Chapters 5 and 6).
 
-:func:`load_set` loads what exists of a sweep (``results/<sweep>/``). When a sweep has no
-results yet it falls back to the CPU smoke sweep (``smoke-cifar``), restricted to the
-methods the sweep uses, and marks the set ``smoke=True``: every title, caption and table
-made from it then says :data:`SMOKE_LABEL`. Cells are ``(method, rho, switch_frac)``;
-:func:`summarize` gives mean ± std (ddof = 1) over seeds, :func:`missing_runs` lists the
-runs of the sweep that have no result, and :func:`stall_verdict` turns the end-of-training
-probes into a sentence (or says that the verdict is owed to the GPU runs).
+A chapter shows the highest tier that exists (:func:`chapter_sets`): the GPU grid, else its
+CPU-scale tier (labelled :data:`CPU_TIER_LABEL`). :func:`load_set` loads what exists of a
+sweep (``results/<sweep>/``); with no results it can fall back to the CPU smoke sweep
+(``smoke-cifar``), marked ``smoke=True`` and labelled :data:`SMOKE_LABEL` (the tests use
+it; the chapters do not). Cells are ``(method, rho, switch_frac)``; :func:`summarize` gives
+mean ± std (ddof = 1) over seeds and :func:`missing_runs` lists the runs without a result.
+The probe's verdict is in :mod:`.probe`, the remedy and the tier comparison in :mod:`.compare`.
 """
 
 from __future__ import annotations
@@ -101,6 +101,70 @@ def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | N
             cpu.cpu_tier = True
             return cpu
     return load_set(sweep, results_dir, fallback)
+
+
+def chapter_sets(sweep: str, results_dir: str | Path = "results"
+                 ) -> tuple[ResultSet, ResultSet | None]:
+    """What a chapter shows for the GPU sweep ``sweep``: the highest tier with results (the
+    GPU grid, else its CPU-scale tier), and the CPU tier beside it when the GPU grid is
+    shown (None otherwise). Raises FileNotFoundError, naming the fix, when neither exists."""
+    main = pick_set(sweep, results_dir, fallback=None)
+    cpu_name = CPU_TIERS.get(sweep)
+    if not main.records:
+        tier = f" or its CPU-scale tier {cpu_name}" if cpu_name else ""
+        raise FileNotFoundError(
+            f"no results for {sweep}{tier} under {Path(results_dir).resolve()}; restore them "
+            f"with `git checkout -- results/`, or run the sweep: `python -m "
+            f"sam_hallucination.experiments {cpu_name or sweep} --device cpu --threads 2`")
+    if main.tier != "gpu" or cpu_name is None:
+        return main, None
+    cpu = load_set(cpu_name, results_dir, fallback=None)
+    cpu.cpu_tier = True
+    return main, cpu if cpu.records else None
+
+
+def tier_lead(rs: ResultSet) -> str:
+    """The italic lead-in that names where a verdict's numbers come from."""
+    if rs.smoke:
+        return f"*{SMOKE_LABEL}.*"
+    return f"*{CPU_TIER_LABEL if rs.cpu_tier else 'GPU grid'} (sweep `{rs.sweep}`).*"
+
+
+def tier_description(rs: ResultSet, gpu_sweep: str, results_dir: str | Path = "results") -> str:
+    """A Markdown paragraph: which tier the page shows, its network, data and budget (read
+    from the records), and how much of the GPU grid ``gpu_sweep`` exists."""
+    if not rs.records:
+        return "No results."
+    r0 = rs.records[0]
+    c = r0["config"]
+    budget = (f"{r0.get('n_params', 0):,}-parameter {c['model']} CNN, "
+              f"{r0.get('n_train', 0):,} training images, {c['epochs']} epochs at batch "
+              f"{c['batch_size']} + {c['final_constant_lr_epochs']} at LR {c['final_lr']:g}")
+    if rs.smoke:
+        return (f"**{SMOKE_LABEL}** ({budget}): it tests the code path and says nothing "
+                "about SAM.")
+    gpu = coverage_text(load_set(gpu_sweep, results_dir, fallback=None))
+    if rs.cpu_tier:
+        return (f"**{CPU_TIER_LABEL}** (sweep `{rs.sweep}`, {len(rs.records)} runs: "
+                f"{budget}). These are real training runs, and evidence about this small "
+                f"network on this subset only; the GPU grid is owed ({gpu}).")
+    return f"**The GPU grid** (sweep `{rs.sweep}`, {len(rs.records)} runs: {budget}); {gpu}."
+
+
+def sgd_curve_text(rs: ResultSet, name: str = "test_acc") -> str:
+    """SGD's mean test accuracy at each evaluated epoch, to show how far it has plateaued."""
+    sgd = [r for r in rs.records if r["config"]["method"] == "sgd" and r["status"] == "ok"]
+    if not sgd:
+        return "no SGD run"
+    n = min(len(r["epochs"]) for r in sgd)
+    pts = []
+    for e in range(n):
+        vals = [r["epochs"][e].get(name) for r in sgd]
+        if all(v is not None for v in vals):
+            pts.append(f"{e + 1}: {100 * statistics.fmean(vals):.1f}%")
+    main = sgd[0]["config"]["epochs"]
+    return (f"SGD test accuracy by epoch ({len(sgd)} seeds; epochs after {main} run at the "
+            f"constant LR): " + ", ".join(pts))
 
 
 def metric(rec: dict[str, Any], name: str, at: str = "final") -> float | None:
@@ -228,152 +292,3 @@ def provenance_text(rs: ResultSet) -> str:
     return (f"{head}{p['runs']} runs from {p['source']}; device {', '.join(p['devices']) or '-'}; "
             f"commit {', '.join(p['commits']) or '-'}; torch {', '.join(p['torch']) or '-'}; "
             f"total wall time {p['wall_time_s']:.0f} s")
-
-
-# ----------------------------------------------------------------------------- the probe
-
-
-def probe_rows(rs: ResultSet, z: float = 3.0) -> list[dict[str, Any]]:
-    """Per run with a probe: norms, noise floors, the stall test and the continuation drops.
-
-    ``stalled``: the expected SAM step is within ``z`` noise floors of 0 while the gradient
-    is more than ``z`` floors above 0. ``escapes``: SGD continuation from this run's end point
-    lowers the fixed-batch loss by more than the control does, by over ``z`` standard errors
-    of that loss (the decisive test of Chapter 4: from a genuine minimizer, SGD gains no more
-    than it gains anyway). The control is the matched-loss one when the record has it (SGD
-    continued from the same-seed SGD run's snapshot closest in loss: ``ctl_drop``,
-    ``ctl_gap`` = snapshot loss − this run's loss, ``ctl_epoch``); otherwise, for older
-    records, SGD continued from the SGD run's end point. ``None`` when there is no control.
-    ``rho_over_w``: ρ / ‖w‖ at the end (None in records older than the field).
-    """
-    records = rs.records if isinstance(rs, ResultSet) else list(rs)
-    baseline = {r["config"]["seed"]: r["probe"]["sgd_continuation"].get("loss_drop")
-                for r in records if r["config"]["method"] == "sgd" and r["status"] == "ok"
-                and r.get("probe")}
-    out = []
-    for r in records:
-        p = r.get("probe")
-        if r["status"] != "ok" or not p:
-            continue
-        st, sgd, sam = p["stall"], p["sgd_continuation"], p.get("sam_continuation")
-        se = st.get("loss_se")
-        sgd_drop = sgd.get("loss_drop")
-        sam_drop = sam.get("loss_drop") if sam else None
-        ctl = p.get("sgd_control") or {}
-        matched = ctl.get("status") == "ok" and ctl.get("loss_drop") is not None
-        base = ctl["loss_drop"] if matched else baseline.get(r["config"]["seed"])
-        escapes = None
-        if base is not None and sgd_drop is not None and se is not None:
-            escapes = sgd_drop - base > z * se
-        stalled = (st["sam_step_se"] is not None and st["grad_se"] is not None
-                   and st["sam_step_norm"] <= z * st["sam_step_se"]
-                   and st["grad_norm"] > z * st["grad_se"])
-        out.append({"cell": cell_of(r), "seed": r["config"]["seed"], "rho": p["rho"],
-                    "grad_norm": st["grad_norm"], "grad_se": st["grad_se"],
-                    "sam_step_norm": st["sam_step_norm"], "sam_step_se": st["sam_step_se"],
-                    "ratio": st["ratio"], "loss": st["loss"], "loss_se": se,
-                    "stalled": bool(stalled) and p["rho"] > 0, "sgd_drop": sgd_drop,
-                    "sam_drop": sam_drop, "escapes": escapes,
-                    "ctl_drop": ctl.get("loss_drop") if matched else None,
-                    "ctl_gap": ctl.get("loss_gap") if matched else None,
-                    "ctl_epoch": ctl.get("epoch") if matched else None,
-                    "rho_over_w": p.get("rho_over_weight_norm"),
-                    "sgd_test_acc_after": sgd.get("test_acc_after")})
-    return out
-
-
-def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
-    """Per-run probe numbers, 3 significant digits, as two tables (they fit the column):
-    the stall diagnostics, then the continuation test.
-
-    ``ctl drop``: SGD's drop from the same-seed SGD run's snapshot (epoch ``@ep``) closest in
-    loss to this run's end point; ``gap``: that snapshot's loss minus this run's loss.
-    """
-    g = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
-    diag = [f"{title}: stall diagnostics",
-            f"{'cell':26s} {'seed':>4s} {'ρ/|w|':>8s} {'|grad|':>9s} {'floor':>9s} "
-            f"{'|SAM step|':>10s} {'floor':>9s} {'ratio':>6s}  stalled"]
-    cont = [f"{title}: continuation test (training-loss drops over the continuation)",
-            f"{'cell':26s} {'seed':>4s} {'SGD drop':>9s} {'SAM drop':>9s} {'ctl drop':>9s} "
-            f"{'gap':>9s} {'@ep':>4s}"]
-    for r in rows:
-        name = f"{cell_name(r['cell']):26s} {r['seed']:4d}"
-        ep = "—" if r.get("ctl_epoch") is None else str(r["ctl_epoch"])
-        diag.append(f"{name} {g(r.get('rho_over_w')):>8s} {g(r['grad_norm']):>9s} "
-                    f"{g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} "
-                    f"{g(r['sam_step_se']):>9s} {r['ratio']:6.2f}  "
-                    f"{'yes' if r['stalled'] else 'no'}")
-        cont.append(f"{name} {g(r['sgd_drop']):>9s} {g(r['sam_drop']):>9s} "
-                    f"{g(r.get('ctl_drop')):>9s} {g(r.get('ctl_gap')):>9s} {ep:>4s}")
-    return "\n".join(diag) + "\n\n" + "\n".join(cont)
-
-
-def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
-    """A plain-language verdict from the probes, or a statement that it is owed.
-
-    Evidence of a hallucinated minimizer in a SAM run: the SAM step is within noise of 0
-    while the gradient is not (``stalled``) *and* SGD continuation from it lowers the loss
-    more than SGD continuation from the SGD run's end point does (``escapes``). The verdict
-    is "yes" for a radius if most probed seeds at that radius show both.
-    """
-    if rs.smoke:
-        return ("Verdict owed to the GPU runs: only the CPU smoke run exists (1 epoch on 512 "
-                "images), which proves the code path and says nothing about stalls.")
-    rows = [r for r in probe_rows(rs, z) if r["cell"][0] in ("sam", "switch") and r["rho"] > 0]
-    if not rows:
-        return "Verdict owed to the GPU runs: no SAM run with an end-of-training probe exists yet."
-    by_rho: dict[float, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_rho.setdefault(r["rho"], []).append(r)
-    parts, yes = [], []
-    for rho in sorted(by_rho):
-        rr = by_rho[rho]
-        k = sum(bool(r["stalled"] and r["escapes"]) for r in rr)
-        st = sum(bool(r["stalled"]) for r in rr)
-        med = statistics.median(r["ratio"] for r in rr)
-        parts.append(f"ρ={rho:g}: {st}/{len(rr)} runs stalled, {k}/{len(rr)} stalled and escaped "
-                     f"by SGD (median step/gradient ratio {med:.2f})")
-        if 2 * k > len(rr):
-            yes.append(rho)
-    head = (f"Yes, at ρ ∈ {{{', '.join(f'{x:g}' for x in yes)}}}: SAM's expected step vanishes "
-            f"within noise at points that are not stationary, and plain SGD lowers the loss "
-            f"from there. " if yes else
-            "No: at no probed radius does SAM's expected step vanish at a non-stationary point "
-            f"(criterion: step within {z:g} noise floors of 0, gradient above {z:g} floors, "
-            "and SGD continuation gaining more than SGD gains from the SGD run's snapshot at a "
-            "matched loss). ")
-    return head + "; ".join(parts) + "."
-
-
-def remedy_summary(rs: ResultSet) -> str:
-    """Per ρ: plain SAM, the best warm-start fraction and decayed ρ, in accuracy points.
-
-    Differences are quoted with the spread over seeds; a fraction "helps" only when its mean
-    beats plain SAM's by more than the larger of the two standard deviations.
-    """
-    if rs.smoke:
-        return ("Owed to the GPU runs: only the CPU smoke run exists (1 epoch on 512 images), "
-                "too short for the methods to say anything about the remedy.")
-    rows = [r for r in summarize(rs) if r["mean"] is not None]
-    if not any(r["method"] == "switch" for r in rows):
-        return "Owed to the GPU runs: no warm-start run exists yet."
-    parts = []
-    for rho in sorted({r["rho"] for r in rows if r["method"] == "switch"}):
-        sam = next((r for r in rows if r["method"] == "sam" and r["rho"] == rho), None)
-        sw = [r for r in rows if r["method"] == "switch" and r["rho"] == rho]
-        best = max(sw, key=lambda r: r["mean"])
-        dec = next((r for r in rows if r["method"] == "rho-decay" and r["rho"] == rho), None)
-        txt = f"ρ={rho:g}: "
-        if sam is not None:
-            gain = best["mean"] - sam["mean"]
-            noise = max(best["std"] or 0.0, sam["std"] or 0.0)
-            helps = gain > noise and (best["n"] > 1 and sam["n"] > 1)
-            txt += (f"SAM {100 * sam['mean']:.1f}%, best warm start {best['switch_frac']:.0%} "
-                    f"{100 * best['mean']:.1f}% ({100 * gain:+.1f} points, "
-                    f"{'beyond' if helps else 'within'} the seed spread)")
-        else:
-            txt += f"best warm start {best['switch_frac']:.0%} {100 * best['mean']:.1f}%"
-        if dec is not None:
-            txt += f", decayed ρ {100 * dec['mean']:.1f}%"
-        parts.append(txt)
-    return "; ".join(parts) + "."

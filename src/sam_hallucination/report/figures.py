@@ -1,4 +1,5 @@
-"""Figures of the CIFAR sweeps (Chapters 5 and 6); titles say when a set is the CPU smoke run."""
+"""Figures of the CIFAR sweeps (Chapters 5 and 6); titles say when a set is the CPU-scale
+tier or the CPU smoke run."""
 
 from __future__ import annotations
 
@@ -7,21 +8,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cifar import (
+    CPU_TIER_LABEL,
     METHOD_LABELS,
     SMOKE_LABEL,
     Cell,
     ResultSet,
     cell_name,
     cell_of,
-    probe_rows,
     summarize,
 )
+from .probe import probe_rows
 
 # ----------------------------------------------------------------------------- figures
 
 
 def _title(ax: Any, text: str, rs: ResultSet) -> None:
-    ax.set_title(f"{text}\n[{SMOKE_LABEL}]" if rs.smoke else text,
+    tag = SMOKE_LABEL if rs.smoke else CPU_TIER_LABEL if rs.cpu_tier else ""
+    ax.set_title(f"{text}\n[{tag}]" if tag else text,
                  color="#D55E00" if rs.smoke else "black")
 
 
@@ -126,6 +129,9 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
         if r["cell"][0] == "sgd" or r["sgd_drop"] is None:
             continue
         ax.plot([r["rho"] * 0.97], [r["sgd_drop"]], "o", color=PALETTE["black"], alpha=0.7)
+        if r.get("ctl_drop") is not None:
+            ax.plot([r["rho"]], [r["ctl_drop"]], "D", mfc="none", color=PALETTE["black"],
+                    alpha=0.7, ms=5)
         if r["sam_drop"] is not None:
             ax.plot([r["rho"] * 1.03], [r["sam_drop"]], "s", color=METHOD_COLORS["sam"], alpha=0.7)
     base = [r["sgd_drop"] for r in rows if r["cell"][0] == "sgd" and r["sgd_drop"] is not None]
@@ -134,6 +140,9 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
                    label="SGD run, SGD continuation")
     ax.axhline(0, color="0.5", lw=0.8)
     ax.plot([], [], "o", color=PALETTE["black"], label="SAM run, SGD continuation")
+    if any(r.get("ctl_drop") is not None for r in rows):
+        ax.plot([], [], "D", mfc="none", ms=5, color=PALETTE["black"],
+                label="control: SGD from SGD at a matched loss")
     ax.plot([], [], "s", color=METHOD_COLORS["sam"], label="SAM run, SAM continuation")
     ax.set_xscale("log")
     ax.set(xlabel="ρ", ylabel="training-loss drop over K steps")
