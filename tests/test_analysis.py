@@ -100,7 +100,7 @@ def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
     assert an.coverage_text(rs) == "cifar10-rho: 7/21 runs present (seed 1: 7 missing, seed 2: 7 missing)"
     v = an.stall_verdict(rs)
     assert v.startswith("*GPU grid (sweep `cifar10-rho`).* Yes, at ρ ∈ {1, 2}")
-    assert "ρ=0.5: gradient resolved in 1/1 runs, 0/1 stalled" in v
+    assert "ρ=0.5: 1/0/0 of 1, 0.50" in v and "ρ=1: 1/1/1 of 1, 0.01" in v
     rows = an.probe_rows(rs)
     assert [r["stalled"] for r in rows if r["cell"][0] == "sgd"] == [False]  # rho = 0
     assert "stalled" in an.format_probe_table(rows, "p")
@@ -128,7 +128,7 @@ def test_unresolved_gradient_makes_the_verdict_undecided(tmp_path, rho_runs):
     rs = an.load_set("cifar10-rho", tmp_path)
     assert an.stall_summary(rs)["kind"] == "undecided"
     v = an.stall_verdict(rs)
-    assert "Undecided at every probed radius" in v and "gradient resolved in 0/1 runs" in v
+    assert "Undecided at every probed radius" in v and "ρ=2: 0/0/0 of 1, 0.10" in v
     rows = an.probe_rows(rs)
     assert not any(r["stalled"] or r["resolved"] for r in rows)
     assert "n/a" in an.format_probe_table(rows, "p")

@@ -122,7 +122,7 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set(xlabel="ρ", ylabel="norm at the final weights")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: no overlap
     _title(ax, "Stall diagnostics at the final weights", rs)
     ax = axes[1]
     for r in rows:
@@ -146,7 +146,7 @@ def plot_probe(axes: Sequence[Any], rs: ResultSet, z: float = 3.0) -> None:
     ax.plot([], [], "s", color=METHOD_COLORS["sam"], label="SAM run, SAM continuation")
     ax.set_xscale("log")
     ax.set(xlabel="ρ", ylabel="training-loss drop over K steps")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     _title(ax, "Continuation test", rs)
 
 

@@ -77,8 +77,8 @@ def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
             f"{'cell':26s} {'seed':>4s} {'ρ/|w|':>8s} {'|grad|':>9s} {'floor':>9s} "
             f"{'|SAM step|':>10s} {'floor':>9s} {'ratio':>6s}  stalled"]
     cont = [f"{title}: continuation test (training-loss drops over the continuation)",
-            f"{'cell':26s} {'seed':>4s} {'SGD drop':>9s} {'SAM drop':>9s} {'ctl drop':>9s} "
-            f"{'gap':>9s} {'@ep':>4s}"]
+            f"{'cell':26s} {'seed':>4s} {'SGD drop':>10s} {'SAM drop':>10s} {'ctl drop':>10s} "
+            f"{'gap':>10s} {'@ep':>4s}"]
     for r in rows:
         name = f"{cell_name(r['cell']):26s} {r['seed']:4d}"
         ep = "—" if r.get("ctl_epoch") is None else str(r["ctl_epoch"])
@@ -86,8 +86,8 @@ def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
         diag.append(f"{name} {g(r.get('rho_over_w')):>8s} {g(r['grad_norm']):>9s} "
                     f"{g(r['grad_se']):>9s} {g(r['sam_step_norm']):>10s} "
                     f"{g(r['sam_step_se']):>9s} {r['ratio']:6.2f}  {stalled}")
-        cont.append(f"{name} {g(r['sgd_drop']):>9s} {g(r['sam_drop']):>9s} "
-                    f"{g(r.get('ctl_drop')):>9s} {g(r.get('ctl_gap')):>9s} {ep:>4s}")
+        cont.append(f"{name} {g(r['sgd_drop']):>10s} {g(r['sam_drop']):>10s} "
+                    f"{g(r.get('ctl_drop')):>10s} {g(r.get('ctl_gap')):>10s} {ep:>4s}")
     return "\n".join(diag) + "\n\n" + "\n".join(cont)
 
 
@@ -180,8 +180,9 @@ def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
                 f"non-stationary point {crit}. ")
         if any(d["status"] == "undecided" for d in radii):
             head += f"Undecided at ρ ∈ {_rhos(radii, 'undecided')}: {undecided.format(z=z)}. "
-    parts = [f"ρ={d['rho']:g}: gradient resolved in {d['resolved']}/{d['n']} runs, "
-             f"{d['stalled']}/{d['n']} stalled, {d['k']}/{d['n']} stalled and escaped by SGD "
-             f"(median step/gradient ratio {d['median_ratio']:.2f})" for d in radii]
+    parts = [f"ρ={d['rho']:g}: {d['resolved']}/{d['stalled']}/{d['k']} of {d['n']}, "
+             f"{d['median_ratio']:.2f}" for d in radii]
+    per = ("Per radius, runs with the gradient resolved / stalled / stalled and escaped by "
+           "SGD, and the median ratio of SAM step to gradient: " + "; ".join(parts) + ".")
     cont = continuation_text(rs, z)
-    return lead + head + "; ".join(parts) + "." + (" " + cont if cont else "")
+    return lead + head + per + (" " + cont if cont else "")
