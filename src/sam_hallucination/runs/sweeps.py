@@ -148,6 +148,13 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             _seed_major(grid(cpu, rhos=(0.5, 1.0, 2.0), seeds=(0, 1),
                              methods=("sgd", "sam", "switch", "rho-decay"),
                              switch_fracs=(0.1, 0.3)))),
+        # The probe's power check: at 16 batches the tier's gradients sit within noise, so
+        # SGD and SAM at rho 1 and 2 again (identical training), probed on all 78 whole
+        # batches of the subset; 16 -> 78 batches shrinks the noise floors ~2.2x.
+        "cifar10-cpu-probe": lambda: Sweep(
+            "cifar10-cpu-probe", f"CPU scale: {CPU_TIER_TEXT}; SGD and SAM at rho 1 and 2 "
+            "with the probe on 78 batches (9,984 images) instead of 16, 2 seeds.",
+            grid(cpu.replace(probe_batches=78), rhos=(1.0, 2.0), seeds=(0, 1))),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
