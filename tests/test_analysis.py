@@ -112,7 +112,10 @@ def test_real_results_coverage_and_verdict(tmp_path, rho_runs):
                                            pr=probe(c.rho, step=0.01, step_se=0.01)) for c in seed0])
     rows = an.probe_rows(an.load_set("cifar10-rho", tmp_path))
     assert any(r["stalled"] for r in rows) and not any(r["escapes"] for r in rows)
-    assert an.stall_verdict(an.load_set("cifar10-rho", tmp_path)).startswith(NO)
+    v = an.stall_verdict(an.load_set("cifar10-rho", tmp_path))
+    assert v.startswith("*GPU grid (sweep `cifar10-rho`).* A stall without an escape at "
+                        "ρ ∈ {0.05, 0.1, 0.2, 0.5, 1, 2}") and "No," not in v
+    assert an.stall_summary(an.load_set("cifar10-rho", tmp_path))["kind"] == "stall"
 
 
 NO = "*GPU grid (sweep `cifar10-rho`).* No, at ρ ∈ {0.05, 0.1, 0.2, 0.5, 1, 2}"
@@ -238,3 +241,22 @@ def test_tier_agreement_on_the_remedy(tmp_path):
     t = an.tier_agreement(rs, cpu)
     assert "the warm start helps beyond the seed spread at ρ ∈ {0.5, 1, 2} on the GPU grid " \
            "and {} on the CPU tier" in t and t.count("differ") == 1
+
+
+def test_power_table_pairs_the_same_run_probed_twice(tmp_path):
+    base = [c for c in get_sweep("cifar10-cpu-rho").runs if c.seed == 0 and c.rho in (0, 1)]
+    strong = [c for c in get_sweep("cifar10-cpu-probe").runs if c.seed == 0 and c.rho in (0, 1)]
+    assert [c.replace(probe_batches=16) for c in strong] == base  # twins but for the probe
+    write(tmp_path, "cifar10-cpu-rho",
+          [record(c, 0.6, "cifar10-cpu-rho", pr=probe(c.rho, grad=0.1, grad_se=0.05))
+           for c in base])
+    write(tmp_path, "cifar10-cpu-probe",
+          [record(c, 0.6 + 0.01 * (c.rho > 0), "cifar10-cpu-probe",
+                  pr=probe(c.rho, grad=0.1, grad_se=0.02)) for c in strong])
+    t = an.power_table(an.load_set("cifar10-cpu-probe", tmp_path, fallback=None),
+                       an.load_set("cifar10-cpu-rho", tmp_path, fallback=None), "t")
+    lines = t.splitlines()
+    assert lines[0] == "t" and len(lines) == 2 + 4
+    assert lines[2].split() == ["SGD", "0", "16", "2.00", "50.00", "—"]
+    assert lines[3].split() == ["SGD", "0", "78", "5.00", "50.00", "+0.0000"]
+    assert lines[5].split()[-4:] == ["78", "5.00", "50.00", "+0.0100"]

@@ -36,6 +36,7 @@ from .report.figures import plot_curves, plot_probe, plot_vs_rho, plot_vs_switch
 from .report.probe import (
     continuation_text,
     format_probe_table,
+    power_table,
     probe_rows,
     stall_summary,
     stall_verdict,
@@ -49,5 +50,5 @@ __all__ = [
     "probe_rows", "format_probe_table", "stall_verdict", "remedy_summary", "plot_curves",
     "plot_probe", "plot_vs_rho", "plot_vs_switch", "chapter_sets", "tier_lead",
     "tier_description", "sgd_curve_text", "stall_summary", "continuation_text",
-    "accuracy_onset", "remedy_cells", "tier_agreement",
+    "accuracy_onset", "remedy_cells", "tier_agreement", "power_table",
 ]

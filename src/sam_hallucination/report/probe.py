@@ -8,6 +8,8 @@ as "yes" (most seeds stall at a non-stationary point and SGD escapes), "no" or "
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -94,8 +96,9 @@ def format_probe_table(rows: Sequence[dict[str, Any]], title: str) -> str:
 def stall_summary(rs: ResultSet, z: float = 3.0) -> dict[str, Any]:
     """Per radius of the SAM runs (plain and warm-started): runs, resolved gradients, stalls,
     stalls with an SGD escape, the median step/gradient ratio and a status, "yes" (most
-    runs stall and escape), "undecided" (most runs' gradient is within ``z`` noise floors of
-    0) or "no"; ``kind`` is the verdict over all radii: "yes", "no", "undecided" or "owed"."""
+    runs stall and escape), "stall" (most stall, without the escape), "undecided" (most
+    runs' gradient is within ``z`` noise floors of 0) or "no"; ``kind`` is the strongest
+    status over all radii (:data:`STATUSES` order), or "owed" without any probe."""
     if rs.smoke:
         return {"kind": "owed", "radii": [], "rows": []}
     rows = [r for r in probe_rows(rs, z) if r["cell"][0] in ("sam", "switch") and r["rho"] > 0]
@@ -107,14 +110,20 @@ def stall_summary(rs: ResultSet, z: float = 3.0) -> dict[str, Any]:
         rr = by_rho[rho]
         n, res = len(rr), sum(r["resolved"] for r in rr)
         k = sum(bool(r["stalled"] and r["escapes"]) for r in rr)
-        status = "yes" if 2 * k > n else "undecided" if 2 * res <= n else "no"
+        st = sum(r["stalled"] for r in rr)
+        status = ("yes" if 2 * k > n else "stall" if 2 * st > n
+                  else "undecided" if 2 * res <= n else "no")
         radii.append({"rho": rho, "n": n, "resolved": res, "k": k, "status": status,
-                      "stalled": sum(r["stalled"] for r in rr),
+                      "stalled": st,
                       "median_ratio": statistics.median(r["ratio"] for r in rr)})
     stats = {d["status"] for d in radii}
-    kind = ("owed" if not radii else "yes" if "yes" in stats else "no" if "no" in stats
-            else "undecided")
+    kind = next((k for k in STATUSES if k in stats), "owed")
     return {"kind": kind, "radii": radii, "rows": rows}
+
+
+# A radius's status, strongest evidence first: stalled and escaped; stalled only; no stall
+# where the gradient is resolved; gradient within noise.
+STATUSES = ("yes", "stall", "no", "undecided")
 
 
 def _rhos(radii: list[dict[str, Any]], status: str) -> str:
@@ -154,7 +163,8 @@ def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
     Evidence of a hallucinated minimizer in a SAM run: the SAM step is within noise of 0
     while the gradient is not (``stalled``) *and* SGD continuation from it lowers the loss
     more than the control does (``escapes``). A radius is "yes" if most probed seeds show
-    both, "undecided" if most seeds' gradient is within noise (the probe cannot tell there).
+    both, "stall" if most stall without the escape, "undecided" if most seeds' gradient is
+    within noise (the probe cannot tell there), and "no" otherwise.
     """
     lead = tier_lead(rs) + " "
     s = stall_summary(rs, z)
@@ -164,25 +174,61 @@ def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
     radii = s["radii"]
     if not radii:
         return lead + "Verdict owed: no SAM run with an end-of-training probe exists yet."
-    crit = (f"(criterion: SAM step within {z:g} noise floors of 0 at a gradient more than {z:g} "
-            "floors above 0, and SGD continuation gaining more than SGD gains from the SGD "
-            "run's snapshot at a matched loss)")
-    undecided = ("the regularised gradient is within {z:g} noise floors of zero in most runs, "
-                 "so the probe cannot tell a stall at a non-stationary point from a point that "
-                 "is stationary within noise; a larger probe (more batches) is needed there")
-    if s["kind"] == "yes":
-        head = (f"Yes, at ρ ∈ {_rhos(radii, 'yes')}: SAM's expected step vanishes within noise "
-                "at points that are not stationary, and plain SGD lowers the loss from there. ")
-    elif s["kind"] == "undecided":
-        head = f"Undecided at every probed radius: {undecided.format(z=z)}. "
+    crit = (f"(criterion: SAM step within {z:g} noise floors of 0 at a gradient more than "
+            f"{z:g} floors above 0)")
+    clauses = {
+        "yes": "Yes, at ρ ∈ {r}: SAM's expected step vanishes within noise at points that are "
+               "not stationary, and plain SGD lowers the loss from there more than it does "
+               "from the SGD run's snapshot at a matched loss. ",
+        "stall": "A stall without an escape at ρ ∈ {r}: SAM's expected step is within noise "
+                 "of zero where the gradient is resolved above it " + crit + ", the "
+                 "signature of a hallucinated point at the probe's resolution, but SGD "
+                 "continuation from there lowers the loss no more than it does from the SGD "
+                 "run's snapshot at a matched loss, so the continuation test does not "
+                 "confirm that SAM stopped where the loss could still fall easily. ",
+        "no": "No, at ρ ∈ {r}: SAM's expected step does not vanish where the gradient is "
+              "resolved " + crit + ". ",
+        "undecided": "Undecided at ρ ∈ {r}: the regularised gradient is within "
+                     f"{z:g} noise floors of zero in most runs, so the probe cannot tell a "
+                     "stall at a non-stationary point from a point that is stationary within "
+                     "noise; a larger probe (more batches) is needed there. ",
+    }
+    if s["kind"] == "undecided":
+        head = clauses["undecided"].replace("at ρ ∈ {r}", "at every probed radius")
     else:
-        head = (f"No, at ρ ∈ {_rhos(radii, 'no')}: SAM's expected step does not vanish at a "
-                f"non-stationary point {crit}. ")
-        if any(d["status"] == "undecided" for d in radii):
-            head += f"Undecided at ρ ∈ {_rhos(radii, 'undecided')}: {undecided.format(z=z)}. "
+        head = "".join(clauses[k].replace("{r}", _rhos(radii, k)) for k in STATUSES
+                       if any(d["status"] == k for d in radii))
     parts = [f"ρ={d['rho']:g}: {d['resolved']}/{d['stalled']}/{d['k']} of {d['n']}, "
              f"{d['median_ratio']:.2f}" for d in radii]
     per = ("Per radius, runs with the gradient resolved / stalled / stalled and escaped by "
            "SGD, and the median ratio of SAM step to gradient: " + "; ".join(parts) + ".")
     cont = continuation_text(rs, z)
     return lead + head + per + (" " + cont if cont else "")
+
+
+
+def power_table(strong: ResultSet, base: ResultSet, title: str) -> str:
+    """The same runs probed on few and on many batches (configs equal but for
+    ``probe_batches``): the gradient and the SAM step in units of their noise floors, and
+    the many-batch run's final test accuracy minus its twin's (0 when training was
+    identical). Rows: the twin from ``base``, then the run from ``strong``."""
+    def twin_key(r: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in r["config"].items() if k != "probe_batches"},
+                          sort_keys=True)
+
+    twins = {twin_key(r): r for r in base.records}
+    out = [title, f"{'cell':12s} {'seed':>4s} {'batches':>8s} {'|grad|/floor':>13s} "
+                  f"{'|step|/floor':>13s} {'Δ test acc':>11s}"]
+    for rec in strong.records:
+        twin = twins.get(twin_key(rec))
+        for r in ([twin] if twin else []) + [rec]:
+            st = (r.get("probe") or {}).get("stall")
+            if r["status"] != "ok" or not st:
+                continue
+            acc = r["final"].get("test_acc"), (twin or {}).get("final", {}).get("test_acc")
+            diff = f"{acc[0] - acc[1]:+.4f}" if r is rec and None not in acc else "—"
+            g = st["grad_norm"] / st["grad_se"] if st["grad_se"] else math.inf
+            k = st["sam_step_norm"] / st["sam_step_se"] if st["sam_step_se"] else math.inf
+            out.append(f"{cell_name(cell_of(r)):12s} {r['config']['seed']:4d} "
+                       f"{r['config']['probe_batches']:8d} {g:13.2f} {k:13.2f} {diff:>11s}")
+    return "\n".join(out)
