@@ -38,6 +38,14 @@ def test_landing_sentence_matches_the_cpu_tier(tier):
     closing = " ".join((ROOT / "book/closing.md").read_text().split())
     assert quoted in intro and f"wins back {span} at $\\rho \\ge 0.5$" in intro
     assert f"beat plain SAM by {span}" in closing
-    # "the probe cannot say": the verdict of both sweeps is undecided
+    # the 16-batch probe of both sweeps is undecided; the 78-batch one finds the stall at
+    # rho = 1 (2 of 2 seeds) without the escape
     assert {an.stall_summary(s)["kind"] for s in tier} == {"undecided"}
-    assert "cannot say whether SAM stalls" in intro and "cannot decide whether" in closing
+    strong = an.load_set("cifar10-cpu-probe", RESULTS, fallback=None)
+    one = {d["rho"]: d for d in an.stall_summary(strong)["radii"]}[1.0]
+    assert (one["status"], one["n"], one["stalled"], one["k"]) == ("stall", 2, 2, 0)
+    images = {r["probe"]["n_batches"] * r["probe"]["batch_size"] for r in strong.records}
+    assert images == {9984}
+    assert "a probe on 9,984 training images finds SAM's expected step within noise" in intro
+    assert "(2 of 2 seeds), but SGD continuing from there gains no more" in intro
+    assert "but not the SGD escape" in closing
