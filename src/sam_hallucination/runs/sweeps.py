@@ -100,10 +100,9 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
     # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
     # end-of-training probe (stall diagnostics + SGD/SAM continuation) at the final weights.
     # Test-set evaluation every 4 epochs (and at epochs 16 and 17): less time off training.
-    # The probe averages 32 batches (16,384 images): the CPU tier showed that 2,048 images
-    # leave the gradient within noise and ~10,000 resolve it at rho 1 (cifar10-cpu-probe).
-    probed = pilot.replace(probe=True, final_constant_lr_epochs=1, eval_every=4,
-                           probe_batches=32)
+    # A 32-batch probe (16,384 images): in the CPU tier 2,048 images left the gradient
+    # within noise, ~10,000 resolved it at rho 1 (cifar10-cpu-probe).
+    probed = pilot.replace(probe=True, final_constant_lr_epochs=1, eval_every=4, probe_batches=32)
     rn18 = probed.replace(model="resnet18", epochs=10, batch_size=512, lr=0.2)
     # CPU smoke of both CIFAR chapters' code paths (not the experiment): 512 images, 1 epoch
     # + 1 constant-LR epoch, a 2-batch probe with one-epoch (8-step) continuations.
