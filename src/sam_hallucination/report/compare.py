@@ -86,10 +86,10 @@ def tier_agreement(gpu: ResultSet, cpu: ResultSet | None, z: float = 3.0) -> str
     kinds = [stall_summary(rs, z)["kind"] for rs in (gpu, cpu)]
     items.append((f"the stall verdict is '{kinds[0]}' on the GPU grid and '{kinds[1]}' on "
                   "the CPU tier", kinds[0] == kinds[1]))
-    helps = [{rho for rho, d in remedy_cells(rs).items() if d["helps"]} for rs in (gpu, cpu)]
-    common = set(remedy_cells(gpu)) & set(remedy_cells(cpu))
+    cells = [remedy_cells(rs) for rs in (gpu, cpu)]
+    common = set(cells[0]) & set(cells[1])
     if common:
-        h = [sorted(x & common) for x in helps]
+        h = [sorted(rho for rho in common if c[rho]["helps"]) for c in cells]
         items.append((f"the warm start helps beyond the seed spread at ρ ∈ "
                       f"{{{', '.join(f'{v:g}' for v in h[0])}}} on the GPU grid and "
                       f"{{{', '.join(f'{v:g}' for v in h[1])}}} on the CPU tier", h[0] == h[1]))
