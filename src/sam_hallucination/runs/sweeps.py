@@ -95,6 +95,27 @@ def cpu_tier_base() -> RunConfig:
                      lr=0.2, probe=True, final_constant_lr_epochs=1, eval_every=4)
 
 
+STUDY_TEXT = ("airbench CNN at width 16 (~127k parameters), 5,000-image class-balanced subset "
+              "of the CIFAR-10 JPEG copy, no augmentation, full test set, 40 epochs, batch 128, "
+              "one-cycle peak 0.2")
+CALIB_SEEDS = (100, 101, 102)  # calibration only; the study's grid uses fresh seeds
+
+
+def cpu_study_base() -> RunConfig:
+    """The CPU study's candidate recipe (issue 23): a regime where SAM may help at small rho."""
+    return RunConfig(model_width=16, n_train=5_000, epochs=40, batch_size=128, lr=0.2,
+                     augment=False, eval_every=10)
+
+
+def calibration_runs() -> list[RunConfig]:
+    """Recipe candidates, SGD and SAM at rho 0.1, paired over the calibration seeds:
+    the study recipe (40 epochs), a shorter one (25 epochs), a smaller subset (2,500, 60)."""
+    a = cpu_study_base()
+    cands = [a, a.replace(epochs=25), a.replace(n_train=2_500, epochs=60, eval_every=20)]
+    return _seed_major([c for cand in cands
+                        for c in grid(cand, rhos=(0.1,), seeds=CALIB_SEEDS, methods=("sgd", "sam"))])
+
+
 def _sweeps() -> dict[str, Callable[[], Sweep]]:
     pilot = RunConfig()  # the GPU pilot settings
     # The CIFAR sweeps end with one epoch at the constant small rate final_lr, then the
@@ -157,6 +178,11 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             "cifar10-cpu-probe", f"CPU scale: {CPU_TIER_TEXT}; SGD and SAM at rho 1 and 2 "
             "with the probe on 78 batches (9,984 images) instead of 16, 2 seeds.",
             grid(cpu.replace(probe_batches=78), rhos=(1.0, 2.0), seeds=(0, 1))),
+        # Issue 23's calibration: which CPU recipe makes SAM beat SGD (paired over 3 seeds).
+        "cifar10-cpu-calib": lambda: Sweep(
+            "cifar10-cpu-calib", "Recipe calibration for the CPU study: airbench w16, no "
+            "augmentation; 5k x 40 epochs, 5k x 25, 2.5k x 60; SGD and SAM rho 0.1, seeds "
+            "100-102.", calibration_runs()),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
