@@ -28,7 +28,7 @@ LAYERS = {
     "rd": 1, "landscapes": 1, "sam": 1, "dynamics": 1,
     "optim": 2,
     "data": 3, "models": 3, "diagnostics": 3,
-    "runs": 4, "train": 4, "experiments": 4,
+    "runs": 4, "train": 4, "experiments": 4, "stats": 0,
     "report": 5, "plotting": 5, "analysis": 5, "fullbatch": 5,
     "__init__": 0,
 }

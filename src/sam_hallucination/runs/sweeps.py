@@ -14,7 +14,6 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ..methods import get_method
 from .batched import batch_groups, train_group
 from .config import RunConfig
 from .estimate import GUESS_EPOCH_S, calibration_note, group_seconds, load_calibration
+from .grid import Sweep, _seed_major, grid
 from .loop import train
 from .store import (
     FILE_MODE,
@@ -38,49 +38,18 @@ from .store import (
     validate_record,
     write_json_atomic,
 )
+from .study import (
+    CALIB_SEEDS,
+    STUDY_RHOS,
+    STUDY_SEEDS,
+    STUDY_TEXT,
+    calibration_candidates,
+    cpu_study_base,
+)
 
 # Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
 # prices the batched groups (and reads a CUDA calibration when one exists).
 EPOCH_COST_S = GUESS_EPOCH_S
-
-
-@dataclass
-class Sweep:
-    """A named, ordered list of runs."""
-
-    name: str
-    description: str
-    runs: list[RunConfig] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-
-def grid(base: RunConfig, rhos: Iterable[float], seeds: Iterable[int],
-         methods: Iterable[str] = ("sgd", "sam"), switch_fracs: Iterable[float] = (0.1,),
-         models: Iterable[str] | None = None) -> list[RunConfig]:
-    """Cells rho x method (x switch fraction) x model, repeated per seed, seed-major.
-
-    "sgd" gives one cell per model (rho = 0); rho = 0 is skipped for the SAM methods,
-    since SAM with rho = 0 is SGD. "switch" with fraction 0 is the "sam" cell and is
-    skipped. All cells of seed 0 come first, then seed 1, and so on.
-    """
-    cells: list[dict[str, Any]] = []
-    for model in (models or [base.model]):
-        for method in methods:
-            spec = get_method(method, "network")
-            if not spec.sam:
-                cells.append(dict(model=model, method=method, rho=0.0))
-                continue
-            for rho in rhos:
-                if rho == 0:
-                    continue
-                if spec.switch:
-                    cells += [dict(model=model, method="switch", rho=float(rho),
-                                   switch_frac=float(f)) for f in switch_fracs if f > 0]
-                else:
-                    cells.append(dict(model=model, method=method, rho=float(rho)))
-    return [base.replace(seed=s, **c) for s in seeds for c in cells]
 
 
 CPU_TIER_WIDTH = 12  # airbench groups (12, 48, 48): 72,504 parameters
@@ -95,24 +64,9 @@ def cpu_tier_base() -> RunConfig:
                      lr=0.2, probe=True, final_constant_lr_epochs=1, eval_every=4)
 
 
-STUDY_TEXT = ("airbench CNN at width 16 (~127k parameters), 5,000-image class-balanced subset "
-              "of the CIFAR-10 JPEG copy, no augmentation, full test set, 40 epochs, batch 128, "
-              "one-cycle peak 0.2")
-CALIB_SEEDS = (100, 101, 102)  # calibration only; the study's grid uses fresh seeds
-
-
-def cpu_study_base() -> RunConfig:
-    """The CPU study's candidate recipe (issue 23): a regime where SAM may help at small rho."""
-    return RunConfig(model_width=16, n_train=5_000, epochs=40, batch_size=128, lr=0.2,
-                     augment=False, eval_every=10)
-
-
 def calibration_runs() -> list[RunConfig]:
-    """Recipe candidates, SGD and SAM at rho 0.1, paired over the calibration seeds:
-    the study recipe (40 epochs), a shorter one (25 epochs), a smaller subset (2,500, 60)."""
-    a = cpu_study_base()
-    cands = [a, a.replace(epochs=25), a.replace(n_train=2_500, epochs=60, eval_every=20)]
-    return _seed_major([c for cand in cands
+    """Recipe candidates, SGD and SAM at rho 0.1, paired over the calibration seeds."""
+    return _seed_major([c for cand in calibration_candidates()
                         for c in grid(cand, rhos=(0.1,), seeds=CALIB_SEEDS, methods=("sgd", "sam"))])
 
 
@@ -183,6 +137,15 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             "cifar10-cpu-calib", "Recipe calibration for the CPU study: airbench w16, no "
             "augmentation; 5k x 40 epochs, 5k x 25, 2.5k x 60; SGD and SAM rho 0.1, seeds "
             "100-102.", calibration_runs()),
+        # Issue 23's study on the calibrated recipe; runs keep their weights (--save-models)
+        # for the stall test (runs/stalltest.py) and the annealed control (runs/control.py).
+        "cifar10-cpu-study": lambda: Sweep(
+            "cifar10-cpu-study", f"CPU study: {STUDY_TEXT}; SGD and SAM over rho, 3 fresh "
+            "seeds.", grid(cpu_study_base(), rhos=STUDY_RHOS, seeds=STUDY_SEEDS)),
+        "cifar10-cpu-study-noise": lambda: Sweep(
+            "cifar10-cpu-study-noise", f"CPU study, 20% of training labels flipped: "
+            f"{STUDY_TEXT}; SGD and SAM at rho 0.05 and 1, 3 seeds.",
+            grid(cpu_study_base().replace(label_noise=0.2), rhos=(0.05, 1.0), seeds=STUDY_SEEDS)),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
@@ -193,10 +156,6 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
                  rhos=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), seeds=(0, 1, 2),
                  methods=("sgd", "sam", "switch"), switch_fracs=(0.1,))),
     }
-
-
-def _seed_major(runs: list[RunConfig]) -> list[RunConfig]:
-    return sorted(runs, key=lambda r: r.seed)  # stable: keeps the cell order per seed
 
 
 SWEEPS = _sweeps()

@@ -1,0 +1,125 @@
+"""The study's statistics (debiased norms, paired intervals) and the stall test's plumbing."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sam_hallucination.data import ImageDataset
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.loop import train
+from sam_hallucination.runs.stalltest import stall_test
+from sam_hallucination.stats import gram_statistics, paired_interval, sign_test
+
+
+def grams(g, h):
+    return g @ g.T, h @ h.T, g @ h.T
+
+
+def test_debiased_norm_removes_the_noise_bias():
+    # E g = mu with |mu| = 1, noise sd 1 per coordinate in d = 50: |mean| is biased up a lot
+    rng = np.random.default_rng(0)
+    mu = np.zeros(50)
+    mu[0] = 1.0
+    ests, naive = [], []
+    for _ in range(200):
+        g = mu + rng.standard_normal((20, 50))
+        s = gram_statistics(*grams(g, g), n_boot=50)
+        ests.append(s["grad_sq"].estimate)
+        naive.append(float(np.sum(g.mean(0) ** 2)))
+    assert abs(np.mean(ests) - 1.0) < 0.15  # unbiased for |mu|^2
+    assert np.mean(naive) > 3  # 1 + 50/20 = 3.5: the bias the U-statistic removes
+
+
+def test_ratio_cosine_projection_and_intervals():
+    rng = np.random.default_rng(1)
+    mu = rng.standard_normal(30)
+    g = mu + 0.05 * rng.standard_normal((40, 30))
+    h = -0.5 * mu + 0.05 * rng.standard_normal((40, 30))  # half as long, pointing back
+    s = gram_statistics(*grams(g, h), n_boot=500)
+    assert s["ratio"].estimate == pytest.approx(0.5, abs=0.02)
+    assert s["cosine"].estimate == pytest.approx(-1.0, abs=0.02)
+    assert s["progress"].estimate == pytest.approx(-0.5, abs=0.02)
+    assert s["ratio"].low <= 0.5 <= s["ratio"].high
+    assert s["ratio"].high - s["ratio"].low < 0.05
+    with pytest.raises(ValueError, match="n >= 3"):
+        gram_statistics(np.eye(2), np.eye(2), np.eye(2))
+    with pytest.raises(ValueError, match="not finite"):
+        gram_statistics(np.full((3, 3), np.nan), np.eye(3), np.eye(3))
+
+
+def test_a_vanished_step_has_an_interval_at_zero():
+    rng = np.random.default_rng(2)
+    g = 1.0 + 0.1 * rng.standard_normal((40, 10))
+    h = 0.1 * rng.standard_normal((40, 10))  # E h = 0
+    s = gram_statistics(*grams(g, h), n_boot=500)
+    assert s["ratio"].high < 0.1
+
+
+def test_paired_interval_and_sign_test():
+    iv = paired_interval([2.0, 3.0, 4.0], [1.0, 1.0, 1.0])
+    assert iv.estimate == 2.0 and iv.n == 3
+    # t(0.975, 2) = 4.303, se = 1/sqrt(3): the interval still holds 0
+    assert iv.low == pytest.approx(2 - 4.3027 / math.sqrt(3), abs=1e-3)
+    assert not iv.excludes(0.0)
+    assert paired_interval([3.0, 3.2, 2.8], [1.0, 1.0, 1.0]).excludes(0.0)
+    assert not paired_interval([1.0, -1.0, 0.5], [0.0, 0.0, 0.0]).excludes(0.0)
+    assert sign_test([1, 2, 3, 4, 5, 6]) == (6, 6, pytest.approx(0.03125))
+    with pytest.raises(ValueError, match=">= 2 values"):
+        paired_interval([1.0], [0.0])
+    with pytest.raises(ValueError, match="not finite"):
+        paired_interval([1.0, float("nan")], [0.0, 0.0])
+
+
+def toy(n=256, k=4, hw=16):
+    rng = np.random.default_rng(1)
+    y = np.sort(rng.integers(0, k, size=n))
+    x = rng.integers(0, 256, size=(n, hw, hw, 3), dtype=np.uint8)
+    x[..., 0] = (y[:, None, None] * 60).astype(np.uint8)  # learnable
+    return ImageDataset("toy", x, y, x[:64], y[:64], tuple("abcd"[:k]))
+
+
+def test_stall_test_runs_and_leaves_the_model_alone():
+    ds = toy()
+    c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32, augment=False,
+                  method="sam", rho=0.1)
+    out = train(c, ds, device="cpu", progress=False)
+    state = {k: v.clone() for k, v in out["model"].state_dict().items()}
+    res = stall_test(c, state, ds, epochs=1)
+    assert res["n_batches"] == 8 and res["probe_rho"] == 0.1
+    for k in ("grad_norm", "step_norm", "ratio", "cosine", "projection", "progress"):
+        iv = res["stats"][k]
+        assert iv["low"] <= iv["estimate"] <= iv["high"] or not math.isfinite(iv["estimate"]), k
+    sgd, sam = res["sgd_continuation"], res["sam_continuation"]
+    assert sgd["steps"] == sam["steps"] == 8 and len(sgd["objective"]) == 2
+    assert sgd["path_length"] >= sgd["displacement"] > 0
+    m = res["mechanism"]
+    assert 0 <= m["at_w_plus"]["dead_fraction"] <= 1 and m["at_w"]["logit_spread"] > 0
+    assert m["segment"]["objective"][0] == pytest.approx(res["objective"], rel=1e-6)
+    assert all(torch.equal(state[k], v) for k, v in out["model"].state_dict().items())
+
+
+def test_matched_control_searches_and_reuses(tmp_path, monkeypatch):
+    from sam_hallucination.runs import control
+
+    monkeypatch.setattr(control, "LADDER_EPOCHS", (1, 2, 3))
+    ds = toy()
+    base = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=3, batch_size=32,
+                     augment=False, method="sam", rho=1.0, eval_every=3)
+    losses = {}
+    for e in (1, 2, 3):
+        _, losses[e] = control.trained(control.candidate(base, e), tmp_path, ds, "t")
+    assert losses[3] < losses[1]  # longer schedules end lower
+    target = 0.5 * (losses[1] + losses[2])
+    c, _, match = control.matched_control(base, target, ds, tmp_path, "t", log=lambda s: None)
+    assert c.method == "sgd" and match["control_run_id"] == c.run_id()
+    assert abs(match["gap"]) <= min(abs(t["gap"]) for t in match["tried"])
+    assert match["within_tolerance"] == (abs(match["gap"]) <= control.TOLERANCE)
+    if not match["within_tolerance"]:
+        assert len(match["tried"]) == 2 + control.BISECTIONS  # ladder to 2, then bisection
+    n_files = len(list(tmp_path.glob("*.pt")))
+    control.matched_control(base, target, ds, tmp_path, "t", log=lambda s: None)
+    assert len(list(tmp_path.glob("*.pt"))) == n_files  # found on disk, not retrained
+    assert control.candidate(base, 3).run_id() == base.replace(
+        method="sgd", rho=0.0).run_id()  # the full-length rung is the study's SGD run
