@@ -1,4 +1,6 @@
-"""The CPU study's recipe (issue 23): a regime where SAM may help at small rho, on 2 cores.
+"""The CPU recipes: the CPU-scale tier (issue 18) and the CPU study (issue 23).
+
+The study's recipe is a regime where SAM may help at small rho, on 2 cores.
 
 Calibrated in ``results/benchmarks/cpu_study_calibration.txt`` (sweep ``cifar10-cpu-calib``);
 the study's sweeps (``cifar10-cpu-study*`` in :mod:`.sweeps`) use fresh seeds, so the
@@ -8,6 +10,25 @@ recipe's choice does not inflate the effects they report.
 from __future__ import annotations
 
 from .config import RunConfig
+from .grid import _seed_major, grid
+
+CPU_TIER_WIDTH = 12  # airbench groups (12, 48, 48): 72,504 parameters
+CPU_TIER_TEXT = (f"airbench CNN at width {CPU_TIER_WIDTH} (~72k parameters), 10k-image "
+                 "class-balanced subset of the CIFAR-10 JPEG copy, full test set, "
+                 "8 epochs, batch 128, one-cycle peak 0.2, then 1 epoch at LR 0.01 and the probe")
+
+
+def cpu_tier_base() -> RunConfig:
+    """The CPU-scale tier's recipe (calibrated in results/benchmarks/cpu_tier.txt)."""
+    return RunConfig(model_width=CPU_TIER_WIDTH, n_train=10_000, epochs=8, batch_size=128,
+                     lr=0.2, probe=True, final_constant_lr_epochs=1, eval_every=4)
+
+
+def calibration_runs() -> list[RunConfig]:
+    """Recipe candidates, SGD and SAM at rho 0.1, paired over the calibration seeds."""
+    return _seed_major([c for cand in calibration_candidates()
+                        for c in grid(cand, rhos=(0.1,), seeds=CALIB_SEEDS, methods=("sgd", "sam"))])
+
 
 STUDY_TEXT = ("airbench CNN at width 16 (~127k parameters), 5,000-image class-balanced subset "
               "of the CIFAR-10 JPEG copy, no augmentation, full test set, 40 epochs, batch 128, "

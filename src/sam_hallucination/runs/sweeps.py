@@ -38,36 +38,20 @@ from .store import (
     validate_record,
     write_json_atomic,
 )
-from .study import (
-    CALIB_SEEDS,
+from .study import (  # noqa: F401  (CPU_TIER_WIDTH, cpu_tier_base: also imported from here)
+    CPU_TIER_TEXT,
+    CPU_TIER_WIDTH,
     STUDY_RHOS,
     STUDY_SEEDS,
     STUDY_TEXT,
-    calibration_candidates,
+    calibration_runs,
     cpu_study_base,
+    cpu_tier_base,
 )
 
 # Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
 # prices the batched groups (and reads a CUDA calibration when one exists).
 EPOCH_COST_S = GUESS_EPOCH_S
-
-
-CPU_TIER_WIDTH = 12  # airbench groups (12, 48, 48): 72,504 parameters
-CPU_TIER_TEXT = (f"airbench CNN at width {CPU_TIER_WIDTH} (~72k parameters), 10k-image "
-                 "class-balanced subset of the CIFAR-10 JPEG copy, full test set, "
-                 "8 epochs, batch 128, one-cycle peak 0.2, then 1 epoch at LR 0.01 and the probe")
-
-
-def cpu_tier_base() -> RunConfig:
-    """The CPU-scale tier's recipe (calibrated in results/benchmarks/cpu_tier.txt)."""
-    return RunConfig(model_width=CPU_TIER_WIDTH, n_train=10_000, epochs=8, batch_size=128,
-                     lr=0.2, probe=True, final_constant_lr_epochs=1, eval_every=4)
-
-
-def calibration_runs() -> list[RunConfig]:
-    """Recipe candidates, SGD and SAM at rho 0.1, paired over the calibration seeds."""
-    return _seed_major([c for cand in calibration_candidates()
-                        for c in grid(cand, rhos=(0.1,), seeds=CALIB_SEEDS, methods=("sgd", "sam"))])
 
 
 def _sweeps() -> dict[str, Callable[[], Sweep]]:
@@ -83,6 +67,7 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
     # + 1 constant-LR epoch, a 2-batch probe with one-epoch (8-step) continuations.
     smoke = probed.replace(epochs=1, batch_size=64, n_train=512, n_test=500, probe_batches=2)
     cpu = cpu_tier_base()
+    study = cpu_study_base()
     return {
         "smoke": lambda: Sweep(
             "smoke", "Tiny CPU check: 2-layer MLP on a 2k subset of Fashion-MNIST, 3 epochs.",
@@ -146,6 +131,23 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             "cifar10-cpu-study-noise", f"CPU study, 20% of training labels flipped: "
             f"{STUDY_TEXT}; SGD and SAM at rho 0.05 and 1, 3 seeds.",
             grid(cpu_study_base().replace(label_noise=0.2), rhos=(0.05, 1.0), seeds=STUDY_SEEDS)),
+        # Issue 24 on the same recipe and seeds: each remedy against constant SAM at its own
+        # mean radius (0.7 rho for a 30% warm start, rho/2 for the linear decay), and when to
+        # switch. Runs equal to the study's (same config) are reused, not recomputed.
+        "cifar10-cpu-dose": lambda: Sweep(
+            "cifar10-cpu-dose", f"CPU study recipe ({STUDY_TEXT}): SGD-then-SAM at 30%, "
+            "linear rho decay, and constant SAM at 0.7 rho and rho/2, for rho 0.5, 1, 2; 3 seeds.",
+            _seed_major(grid(study, rhos=(0.5, 1.0, 2.0), seeds=STUDY_SEEDS,
+                             methods=("switch", "rho-decay"), switch_fracs=(0.3,))
+                        + grid(study, rhos=(0.25, 0.35, 0.7, 1.4), seeds=STUDY_SEEDS,
+                               methods=("sam",)))),
+        "cifar10-cpu-switch": lambda: Sweep(
+            "cifar10-cpu-switch", f"CPU study recipe ({STUDY_TEXT}): SGD for a fraction q of the "
+            "steps, then SAM, at rho 1 for q in 5-70%, and at rho 0.05, 0.1 for q = 30%; 3 seeds.",
+            _seed_major(grid(study, rhos=(1.0,), seeds=STUDY_SEEDS, methods=("switch",),
+                             switch_fracs=(0.05, 0.1, 0.2, 0.5, 0.7))
+                        + grid(study, rhos=(0.05, 0.1), seeds=STUDY_SEEDS, methods=("switch",),
+                               switch_fracs=(0.3,)))),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
