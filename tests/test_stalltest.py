@@ -123,3 +123,40 @@ def test_matched_control_searches_and_reuses(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.pt"))) == n_files  # found on disk, not retrained
     assert control.candidate(base, 3).run_id() == base.replace(
         method="sgd", rho=0.0).run_id()  # the full-length rung is the study's SGD run
+
+
+def fake_result(ratio, progress, sam_drop, sgd_drop=1.0, disp=1.0, path=2.0, grad_low=0.5):
+    iv = lambda e, lo, hi: {"estimate": e, "low": lo, "high": hi}  # noqa: E731
+    return {"stats": {"ratio": iv(*ratio), "progress": iv(*progress),
+                      "grad_sq": iv(1.0, grad_low, 2.0)},
+            "sam_continuation": {"drop": sam_drop, "displacement": disp, "path_length": path},
+            "sgd_continuation": {"drop": sgd_drop}}
+
+
+def test_the_verdict_rule_can_say_each_class():
+    from sam_hallucination.report.stall import classify
+
+    assert classify(fake_result((0.1, 0.05, 0.2), (0.05, 0.0, 0.1), 0.05)) == "stall"
+    # the same step but the gradient is not resolved: no stall claimed
+    assert classify(fake_result((0.1, 0.05, 0.2), (0.05, 0.0, 0.1), 0.05, grad_low=-0.1)) != "stall"
+    # ratio upper bound 0.3 (not < 0.25): not a stall, whatever the drop
+    assert classify(fake_result((0.1, 0.05, 0.3), (0.05, 0.0, 0.1), 0.05)) != "stall"
+    assert classify(fake_result((0.6, 0.4, 0.8), (0.05, -0.1, 0.2), 0.05)) == "misaligned step"
+    assert classify(fake_result((0.2, 0.1, 0.6), (0.3, 0.1, 0.5), 0.05, disp=0.1, path=5)) == "cycle"
+    assert classify(fake_result((0.95, 0.8, 1.1), (0.9, 0.7, 1.1), 0.9)) == "no stall"
+    assert classify(fake_result((0.6, 0.4, 0.8), (0.5, 0.3, 0.7), 0.5)) == "undecided"
+
+
+def test_accuracy_effects_are_paired_over_seeds():
+    from sam_hallucination.report.stall import accuracy_effects
+
+    def rec(method, rho, seed, acc):
+        return {"config": {"method": method, "rho": rho, "seed": seed}, "status": "ok",
+                "final": {"test_acc": acc}}
+    recs = [rec("sgd", 0.0, s, a) for s, a in ((0, 0.60), (1, 0.62), (2, 0.58))]
+    recs += [rec("sam", 0.1, s, a) for s, a in ((0, 0.62), (1, 0.64), (2, 0.60))]  # +2 each
+    recs += [rec("sam", 1.0, s, a) for s, a in ((0, 0.70), (1, 0.50), (2, 0.61))]  # noisy
+    t = accuracy_effects(recs).set_index("rho")
+    assert t.loc[0.1, "vs SGD (points)"] == pytest.approx(2.0)
+    assert t.loc[0.1, "verdict"] == "helps"
+    assert t.loc[1.0, "verdict"] == "undecided"

@@ -1,0 +1,137 @@
+"""Chapter 5's CPU study: accuracy effects, the stall verdict per end point, and per radius.
+
+The rule is fixed in advance (:data:`RULE`) and printed in the chapter; every verdict comes
+with the intervals it rests on. Accuracy effects are paired over seeds
+(:func:`sam_hallucination.stats.paired_interval`): "helps" / "hurts" only when the 95% interval
+excludes 0, else "undecided".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..stats import paired_interval
+
+RULE = {
+    "stall": "the gradient is resolved (95% lower bound of ‖E g‖ above 0), the step/gradient "
+             "ratio's 95% upper bound is below 0.25, and SAM's continuation lowers the "
+             "objective by less than 10% of what SGD's lowers it from the same point",
+    "misaligned step": "the ratio's lower bound is above 0.25 but the upper bound of SAM's "
+                       "first-order progress ⟨E g, E h⟩/‖E g‖² is below 0.25: a step that "
+                       "does not descend",
+    "cycle": "neither of those, SAM's continuation drop is below 10% of SGD's and its net "
+             "displacement below 10% of its path length",
+    "no stall": "the ratio's lower bound is above 0.75 and the progress's lower bound above 0.5",
+    "undecided": "anything else",
+}
+
+
+def classify(res: dict[str, Any]) -> str:
+    """The class of one stall-test result under :data:`RULE`."""
+    s = res["stats"]
+    ratio, prog, grad = s["ratio"], s["progress"], s["grad_sq"]
+    sam, sgd = res["sam_continuation"], res["sgd_continuation"]
+    frac = sam["drop"] / sgd["drop"] if sgd["drop"] > 0 else math.nan
+    if grad["low"] > 0 and ratio["high"] < 0.25 and frac < 0.10:
+        return "stall"
+    if ratio["low"] > 0.25 and prog["high"] < 0.25:
+        return "misaligned step"
+    if frac < 0.10 and sam["displacement"] < 0.10 * sam["path_length"]:
+        return "cycle"
+    if ratio["low"] > 0.75 and prog["low"] > 0.5:
+        return "no stall"
+    return "undecided"
+
+
+def load_folder(folder: Path, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Run id -> record of every ``<prefix>*.json`` in ``folder`` (none if it is missing)."""
+    out = {}
+    for p in sorted(Path(folder).glob(f"{prefix}*.json")):
+        rec = json.loads(p.read_text())
+        out[rec["run_id"]] = rec
+    return out
+
+
+def cell_key(cfg: dict[str, Any]) -> tuple:
+    """What a cell is, apart from the seed."""
+    return (cfg["method"], float(cfg["rho"]), float(cfg.get("switch_frac", 0.0)),
+            bool(cfg.get("adaptive", False)), float(cfg.get("label_noise", 0.0)))
+
+
+def by_cell(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, Any]]]:
+    """Cell -> seed -> record."""
+    cells: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        cells[cell_key(r["config"])][int(r["config"]["seed"])] = r
+    return dict(cells)
+
+
+def accuracy_effects(records: Iterable[dict[str, Any]], baseline: tuple | None = None
+                     ) -> pd.DataFrame:
+    """Per cell: mean test accuracy, and the paired difference to the baseline cell (SGD)."""
+    cells = by_cell(records)
+    base = cells[baseline or ("sgd", 0.0, 0.0, False, 0.0)]
+    rows = []
+    for key, seeds in sorted(cells.items(), key=lambda kv: (kv[0][0] != "sgd", kv[0][1])):
+        acc = {s: 100 * r["final"]["test_acc"] for s, r in seeds.items()
+               if r["status"] == "ok" and r["final"]["test_acc"] is not None}
+        common = sorted(set(acc) & set(base))
+        row = {"method": key[0], "rho": key[1], "seeds": len(acc),
+               "test acc (%)": float(np.mean(list(acc.values()))) if acc else math.nan,
+               "diverged": sum(r["status"] != "ok" for r in seeds.values())}
+        if seeds is not base and len(common) >= 2:
+            iv = paired_interval([acc[s] for s in common],
+                                 [100 * base[s]["final"]["test_acc"] for s in common])
+            row.update({"vs SGD (points)": iv.estimate, "95% low": iv.low, "95% high": iv.high,
+                        "verdict": ("helps" if iv.low > 0 else "hurts" if iv.high < 0
+                                    else "undecided")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def endpoint_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per stall-tested end point: the numbers the rule reads, and its class."""
+    rows = []
+    for rid, rec in stall.items():
+        res, cfg = rec["result"], rec["config"]
+        s = res["stats"]
+        sam, sgd = res["sam_continuation"], res["sgd_continuation"]
+        rows.append({
+            "method": cfg["method"], "rho": float(cfg["rho"]), "seed": int(cfg["seed"]),
+            "loss": res["loss"], "grad": s["grad_norm"]["estimate"],
+            "ratio": s["ratio"]["estimate"], "ratio low": s["ratio"]["low"],
+            "ratio high": s["ratio"]["high"], "progress": s["progress"]["estimate"],
+            "progress low": s["progress"]["low"], "progress high": s["progress"]["high"],
+            "cosine": s["cosine"]["estimate"],
+            "SAM/SGD drop": sam["drop"] / sgd["drop"] if sgd["drop"] > 0 else math.nan,
+            "SGD drop / predicted": sgd["drop_over_predicted"],
+            "SAM drop / predicted": sam["drop_over_predicted"],
+            "SAM displacement / path": sam["displacement"] / sam["path_length"],
+            "dead at w+": res["mechanism"]["at_w_plus"]["dead_fraction"],
+            "class": classify(res), "run_id": rid})
+    return pd.DataFrame(rows).sort_values(["method", "rho", "seed"]).reset_index(drop=True)
+
+
+def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
+    """Per SAM radius: the class if every seed (>= ``min_seeds``) agrees, else "undecided"."""
+    rows = []
+    for rho, g in endpoints[endpoints["method"] == "sam"].groupby("rho"):
+        classes = list(g["class"])
+        agree = len(g) >= min_seeds and len(set(classes)) == 1
+        d = g["SAM/SGD drop"].to_numpy(float)
+        t = paired_interval(d, np.zeros_like(d)) if len(d) >= 2 else None
+        rows.append({"rho": rho, "seeds": len(g), "verdict": classes[0] if agree else "undecided",
+                     "classes": ", ".join(classes),
+                     "ratio (range of estimates)": f"{g['ratio'].min():.2f}-{g['ratio'].max():.2f}",
+                     "SAM/SGD drop": float(d.mean()),
+                     "drop 95% low": t.low if t else math.nan,
+                     "drop 95% high": t.high if t else math.nan})
+    return pd.DataFrame(rows)
