@@ -11,7 +11,7 @@ from sam_hallucination.methods import METHODS, Method, get_method, method_labels
 
 def test_each_scope_keeps_its_historical_names():
     assert method_names("rd") == ("gd", "sam", "usam")
-    assert method_names("network") == ("sgd", "sam", "switch", "rho-decay")
+    assert method_names("network") == ("sgd", "sam", "switch", "rho-decay", "switch-signal")
     assert method_names("full-batch") == ("gd", "sam", "switch", "sgd-sam")
     from sam_hallucination import dynamics, fullbatch, train
     assert dynamics.METHODS == method_names("rd")

@@ -23,6 +23,7 @@ class Method:
     sam: bool = True  # perturbs before stepping
     switch: bool = False  # base optimizer first, then SAM (the remedy)
     rho_schedule: str = "constant"  # SAM radius schedule ("constant" | "linear")
+    signal_switch: bool = False  # base optimizer until a measured signal switches SAM on
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -33,6 +34,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("switch", "SGD→SAM", ("network", "full-batch"), switch=True),
     Method("rho-decay", "ρ decayed to 0", ("network",), rho_schedule="linear"),
     Method("sgd-sam", "minibatch SAM", ("full-batch",)),
+    Method("switch-signal", "SGD→SAM by signal", ("network",), signal_switch=True),
 )}
 
 

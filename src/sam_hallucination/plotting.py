@@ -33,6 +33,7 @@ METHOD_COLORS = {
     "switch": PALETTE["blue"],
     "rho-decay": PALETTE["green"],
     "sgd-sam": PALETTE["sky"],
+    "switch-signal": PALETTE["orange"],
 }
 CYCLE = [PALETTE[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "black")]
 # Inches: the width of the book's text column at the DPI below (660 CSS px at 1280 px).

@@ -21,6 +21,7 @@ from torch import nn
 from ..data import DeviceLoader
 from ..methods import get_method
 from ..optim import SAM, frozen_bn_stats
+from ..optim.switch_rule import SignalSwitchSAM
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -83,6 +84,8 @@ def build_optimizer(config: Any, model: nn.Module, main_steps: int, *, lr: float
         return torch.optim.SGD(params, **common)
     kw: dict[str, Any] = dict(rho=config.rho if rho is None else rho, adaptive=config.adaptive,
                               variant="sam", rho_schedule=spec.rho_schedule)
+    if spec.signal_switch:  # the switch time is measured during training (optim/switch_rule)
+        return SignalSwitchSAM(params, torch.optim.SGD, total_steps=main_steps, **kw, **common)
     if spec.switch:
         kw.update(switch_at=int(round(config.switch_frac * main_steps)))
     if spec.switch or spec.rho_schedule != "constant":

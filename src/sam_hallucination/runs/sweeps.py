@@ -148,6 +148,11 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
                              switch_fracs=(0.05, 0.1, 0.2, 0.5, 0.7))
                         + grid(study, rhos=(0.05, 0.1), seeds=STUDY_SEEDS, methods=("switch",),
                                switch_fracs=(0.3,)))),
+        "cifar10-cpu-rule": lambda: Sweep(
+            "cifar10-cpu-rule", f"CPU study recipe ({STUDY_TEXT}): SGD until SAM's measured "
+            "first-order progress reaches half of SGD's (optim/switch_rule.py), then SAM; rho "
+            "0.5, 1, 2; 3 seeds.", grid(study, rhos=(0.5, 1.0, 2.0), seeds=STUDY_SEEDS,
+                                        methods=("switch-signal",))),
         "cifar100-resnet18-paper": lambda: Sweep(
             "cifar100-resnet18-paper", "ResNet-18 on CIFAR-100, 200 epochs, batch 128, cosine "
             "LR 0.1, wd 5e-4 (standard SAM settings; the paper's exact ones are not known). "
