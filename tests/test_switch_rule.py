@@ -25,7 +25,7 @@ def run(opt_fn, steps=40, seed=0):
     for x, y in data[:steps]:
         F.cross_entropy(model(x), y).backward()
 
-        def closure():
+        def closure(x=x, y=y):
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             return loss
