@@ -72,7 +72,7 @@ def test_paired_interval_and_sign_test():
         paired_interval([1.0, float("nan")], [0.0, 0.0])
 
 
-def toy(n=256, k=4, hw=16):
+def toy(n=128, k=4, hw=16):
     rng = np.random.default_rng(1)
     y = np.sort(rng.integers(0, k, size=n))
     x = rng.integers(0, 256, size=(n, hw, hw, 3), dtype=np.uint8)
@@ -87,12 +87,12 @@ def test_stall_test_runs_and_leaves_the_model_alone():
     out = train(c, ds, device="cpu", progress=False)
     state = {k: v.clone() for k, v in out["model"].state_dict().items()}
     res = stall_test(c, state, ds, epochs=1)
-    assert res["n_batches"] == 8 and res["probe_rho"] == 0.1
+    assert res["n_batches"] == 4 and res["probe_rho"] == 0.1
     for k in ("grad_norm", "step_norm", "ratio", "cosine", "projection", "progress"):
         iv = res["stats"][k]
         assert iv["low"] <= iv["estimate"] <= iv["high"] or not math.isfinite(iv["estimate"]), k
     sgd, sam = res["sgd_continuation"], res["sam_continuation"]
-    assert sgd["steps"] == sam["steps"] == 8 and len(sgd["objective"]) == 2
+    assert sgd["steps"] == sam["steps"] == 4 and len(sgd["objective"]) == 2
     assert sgd["path_length"] >= sgd["displacement"] > 0
     m = res["mechanism"]
     assert 0 <= m["at_w_plus"]["dead_fraction"] <= 1 and m["at_w"]["logit_spread"] > 0
@@ -160,3 +160,31 @@ def test_accuracy_effects_are_paired_over_seeds():
     assert t.loc[0.1, "vs SGD (points)"] == pytest.approx(2.0)
     assert t.loc[0.1, "verdict"] == "helps"
     assert t.loc[1.0, "verdict"] == "undecided"
+
+
+def test_endpoint_table_verdicts_and_figures_from_real_stall_records():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sam_hallucination.report import stall as rs
+
+    ds = toy()
+    recs = {}
+    for seed in (0, 1):
+        for rho in (1.0,):
+            c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32,
+                          augment=False, method="sam", rho=rho, seed=seed)
+            out = train(c, ds, device="cpu", progress=False)
+            res = stall_test(c, out["model"].state_dict(), ds, epochs=1)
+            recs[c.run_id()] = {"result": res, "config": c.__dict__}
+    t = rs.endpoint_table(recs)
+    assert len(t) == 2 and set(t["class"]) <= set(rs.RULE)
+    v = rs.radius_verdicts(t)  # 2 seeds < 3: never a verdict
+    assert list(v["verdict"]) == ["undecided"]
+    fig, axes = plt.subplots(1, 2)
+    rs.plot_drop_ratio(axes[0], t)
+    rs.plot_step_ratio(axes[1], t)
+    assert len(axes[1].containers) == 1
+    plt.close(fig)

@@ -135,3 +135,82 @@ def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame
                      "drop 95% low": t.low if t else math.nan,
                      "drop 95% high": t.high if t else math.nan})
     return pd.DataFrame(rows)
+
+
+def calibration_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Per recipe candidate: SAM (rho 0.1) minus SGD test accuracy, paired over seeds."""
+    groups: dict[tuple, dict[str, dict[int, dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for r in records:
+        c = r["config"]
+        groups[(c["n_train"], c["epochs"])][c["method"]][int(c["seed"])] = r
+    rows = []
+    for (n, e), m in sorted(groups.items(), key=lambda kv: (-kv[0][0], -kv[0][1])):
+        seeds = sorted(set(m.get("sgd", {})) & set(m.get("sam", {})))
+        d = [100 * (m["sam"][s]["final"]["test_acc"] - m["sgd"][s]["final"]["test_acc"])
+             for s in seeds]
+        row = {"training images": n, "epochs": e, "seeds": len(seeds),
+               "SGD test acc (%)": float(np.mean([100 * m["sgd"][s]["final"]["test_acc"]
+                                                 for s in seeds])) if seeds else math.nan,
+               "SAM 0.1 minus SGD (points)": ", ".join(f"{x:+.2f}" for x in d),
+               "SGD train acc (%)": float(np.mean([100 * m["sgd"][s]["final"]["train_acc"]
+                                                  for s in seeds])) if seeds else math.nan,
+               "SGD s/run": float(np.mean([m["sgd"][s]["wall_time_s"] for s in seeds]))
+               if seeds else math.nan,
+               "SAM s/run": float(np.mean([m["sam"][s]["wall_time_s"] for s in seeds]))
+               if seeds else math.nan}
+        if len(d) >= 2:
+            iv = paired_interval([d_ for d_ in d], [0.0] * len(d))
+            row.update({"mean": iv.estimate, "95% low": iv.low, "95% high": iv.high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _interval_points(ax: Any, x: np.ndarray, lo: np.ndarray, mid: np.ndarray, hi: np.ndarray,
+                     color: str, label: str, marker: str = "o") -> None:
+    # a percentile interval may sit beside its point estimate: bars are never negative
+    err = [np.clip(mid - lo, 0, None), np.clip(hi - mid, 0, None)]
+    ax.errorbar(x, mid, yerr=err, fmt=marker, color=color, capsize=3, label=label, ms=5)
+
+
+def plot_accuracy_effects(ax: Any, effects: pd.DataFrame, color: str = "#D55E00") -> None:
+    """SAM minus SGD test accuracy against rho: paired mean and 95% interval per radius."""
+    e = effects.dropna(subset=["vs SGD (points)"])
+    e = e[e["method"] == "sam"]
+    _interval_points(ax, e["rho"].to_numpy(), e["95% low"].to_numpy(),
+                     e["vs SGD (points)"].to_numpy(), e["95% high"].to_numpy(), color,
+                     "SAM − SGD, mean and 95% interval over seeds")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ρ")
+    ax.set_ylabel("test accuracy difference (points)")
+
+
+def plot_drop_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") -> None:
+    """SAM/SGD continuation-drop ratio against rho: each seed, and the mean with its interval."""
+    sam = endpoints[endpoints["method"] == "sam"]
+    ax.plot(sam["rho"], sam["SAM/SGD drop"], ".", color="0.55", label="one seed")
+    rows = radius_verdicts(sam, min_seeds=1)
+    ok = rows.dropna(subset=["drop 95% low"])
+    _interval_points(ax, ok["rho"].to_numpy(), ok["drop 95% low"].to_numpy(),
+                     ok["SAM/SGD drop"].to_numpy(), ok["drop 95% high"].to_numpy(), color,
+                     "mean and 95% interval over seeds")
+    ax.axhline(1, color="0.5", lw=0.8, ls=":")
+    ax.axhline(0.1, color="0.5", lw=0.8, ls="--", label="stall threshold (0.1)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ρ")
+    ax.set_ylabel("SAM's drop / SGD's drop (5 epochs)")
+
+
+def plot_step_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") -> None:
+    """Debiased step/gradient ratio per end point with its 95% bootstrap interval."""
+    sam = endpoints[endpoints["method"] == "sam"].sort_values(["rho", "seed"])
+    jitter = 1 + 0.06 * (sam["seed"].rank(method="dense").to_numpy() - 2)
+    _interval_points(ax, sam["rho"].to_numpy() * jitter, sam["ratio low"].to_numpy(),
+                     sam["ratio"].to_numpy(), sam["ratio high"].to_numpy(), color,
+                     "‖E h‖/‖E g‖ (debiased), 95% interval")
+    for y, ls in ((0.25, "--"), (0.75, ":")):
+        ax.axhline(y, color="0.5", lw=0.8, ls=ls)
+    ax.set_xscale("log")
+    ax.set_xlabel("ρ")
+    ax.set_ylabel("step / gradient")

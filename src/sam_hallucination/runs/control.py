@@ -138,13 +138,16 @@ def run_controls(sweep: str, configs: list[RunConfig], dataset: ImageDataset,
         rec, out = read_result(stall / f"{rid}.json"), stall / f"control_{rid}.json"
         if r < min_rho or rec is None or out.exists():
             continue
-        cc, state, match = matched_control(c, rec["result"]["loss"], dataset,
-                                           root / f"{sweep}-control", f"{sweep}-control", grid)
-        res = stall_test(cc, state, dataset, rho=r)
-        write_json_atomic(out, {"stall_schema": STALL_SCHEMA, "run_id": rid, "sweep": sweep,
-                                "control": match, "control_config": cc.__dict__,
-                                "provenance": {**git_info(), "torch": torch.__version__},
-                                "result": res})
+        with run_lock(stall, f"control_{rid}") as mine:
+            if not mine or out.exists():  # another worker has it
+                continue
+            cc, state, match = matched_control(c, rec["result"]["loss"], dataset,
+                                               root / f"{sweep}-control", f"{sweep}-control", grid)
+            res = stall_test(cc, state, dataset, rho=r)
+            write_json_atomic(out, {"stall_schema": STALL_SCHEMA, "run_id": rid, "sweep": sweep,
+                                    "control": match, "control_config": cc.__dict__,
+                                    "provenance": {**git_info(), "torch": torch.__version__},
+                                    "result": res})
         done.append(rid)
         print(f"  control of {rid}: {match['control_run_id']} gap {match['gap']:+.4f}; "
               f"SAM/SGD drop {res['sam_over_sgd_drop']:.3f}", flush=True)

@@ -58,7 +58,7 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
 
 
 def _flat(ts: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in ts]).double()
+    return torch.cat([t.detach().reshape(-1) for t in ts]).double()
 
 
 class _Activity:
