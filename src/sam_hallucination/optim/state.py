@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checks import check_bool, check_lr, check_radius, is_int
+from ..checks import check_bool, check_lr, check_radius, is_int, is_real, plain
 from .perturbation import VARIANTS
 
 SCHEDULES = ("constant", "linear")
@@ -44,9 +44,10 @@ def check_group(group: dict[str, Any], where: str) -> None:
 
 def resolve_switch(switch_at: int | float, total_steps: int | None) -> int:
     """The switch step k: an int switch_at, or round(q * total_steps) for a fraction q."""
-    if isinstance(switch_at, bool) or not isinstance(switch_at, (int, float)):
+    if not is_real(switch_at):
         raise TypeError(f"switch_at must be an int step or a float fraction in [0, 1), "
                         f"got {switch_at!r}")
+    switch_at = plain(switch_at)  # np.int64 is a step, np.float32 a fraction
     if isinstance(switch_at, float):
         if not (0.0 <= switch_at < 1.0):
             raise ValueError(f"switch_at as a fraction must lie in [0, 1), got {switch_at!r}; "

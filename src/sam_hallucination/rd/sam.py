@@ -12,13 +12,12 @@ dimensions and work in float64.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from ..checks import check_radius
-from .landscapes import DTYPE, grad
+from ..checks import check_count, check_radius, check_tol
+from .landscapes import DTYPE, as_tensor, grad
 
 Tensor = torch.Tensor
 Fn = Callable[[Tensor], Tensor]
@@ -84,9 +83,11 @@ def sam_step(f: Fn, x: Tensor, rho: float, lr: float, variant: str = "sam") -> T
 
 def run(f: Fn, x0, rho: float, lr: float, steps: int, variant: str = "sam") -> Tensor:
     """Iterate SAM (``variant='sam'``/``'usam'``) or GD (``variant='gd'``); returns (steps+1, ..., d)."""
-    if lr <= 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    x = torch.as_tensor(x0, dtype=DTYPE)
+    check_tol("lr", lr, positive=True)
+    check_count("steps", steps, minimum=0)  # steps=-5 used to return the start alone
+    if variant not in ("gd", "sam", "usam"):
+        raise ValueError(f"variant must be 'gd', 'sam' or 'usam', got {variant!r}")
+    x = as_tensor(x0)  # a NaN start gave a path of NaN
     path = [x]
     for _ in range(steps):
         x = x - lr * grad(f, x) if variant == "gd" else sam_step(f, x, rho, lr, variant)

@@ -134,14 +134,13 @@ def iterate(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if noise_on not in NOISE_TARGETS:
         raise ValueError(f"noise_on must be one of {NOISE_TARGETS}, got {noise_on!r}")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    check_count("check_every", check_every)  # 0 would loop forever
+    steps = check_count("steps", steps, minimum=0)  # steps=True is no step count
+    check_every = check_count("check_every", check_every)  # 0 would loop forever
     if record_every is not None:
-        check_count("record_every", record_every)
+        record_every = check_count("record_every", record_every)
     check_tol("tol", tol)
     check_tol("div_radius", div_radius, positive=True)
-    check_count("seed", seed, minimum=0)
+    seed = check_count("seed", seed, minimum=0)
     x = _check_points(x0, landscape.dim)
     B = x.shape[0]
     noise_t = torch.as_tensor(noise, dtype=DTYPE)
