@@ -6,8 +6,8 @@ at weights ``w`` with mini-batch gradient ``g = ∇f_B(w)`` is
 1. ``first_step``: save ``w``; perturb ``w ← w + e(w)`` with
 
    * ``variant="sam"`` (default): ``e = ρ · T² g / ‖T g‖``, where the norm is ONE global
-     norm over every parameter of every param group, computed in float32 (float64
-     for float64 parameters);
+     norm over every parameter of every param group, computed in float32 (float64 where
+     fp32 squares would under- or overflow, and for float64 parameters);
    * ``variant="usam"`` (unnormalised SAM): ``e = ρ · T² g``;
 
    ``T = 1`` for plain SAM and ``T = |w|`` element-wise for ``adaptive=True`` (ASAM,
@@ -89,7 +89,7 @@ from .perturbation import (
     normaliser,
     perturbation_scale,
 )
-from .state import SCHEDULES, check_group, check_sam_state, resolve_switch
+from .state import SCHEDULES, check_checkpoint_groups, check_group, check_sam_state, resolve_switch
 
 Tensor = torch.Tensor
 
@@ -366,16 +366,7 @@ class SAM(torch.optim.Optimizer):
             raise ValueError("state_dict must come from SAM.state_dict() (keys 'base', 'sam')")
         sam = state_dict["sam"]
         check_sam_state(sam)
-        base = state_dict["base"]
-        groups = base.get("param_groups") if isinstance(base, dict) else None
-        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-            raise ValueError("state_dict['base'] must hold 'param_groups' (a list of dicts); "
-                             "pass the dict SAM.state_dict() returned")
-        for i, group in enumerate(groups):  # rho=NaN would give NaN weights; check a copy first
-            if "rho" not in group or "adaptive" not in group:
-                raise ValueError(f"state_dict['base']['param_groups'][{i}] lacks 'rho' or "
-                                 "'adaptive'; the checkpoint is not from SAM")
-            check_group(dict(group), f"checkpoint param group {i}")
+        check_checkpoint_groups(state_dict["base"])  # rho=NaN would give NaN weights
         self.restore()
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.param_groups = self.base_optimizer.param_groups

@@ -42,6 +42,19 @@ def check_group(group: dict[str, Any], where: str) -> None:
     check_lr(group.get("lr"), f"lr ({where})")
 
 
+def check_checkpoint_groups(base: Any) -> None:
+    """The param groups of ``state_dict['base']``, checked on copies before anything loads."""
+    groups = base.get("param_groups") if isinstance(base, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError("state_dict['base'] must hold 'param_groups' (a list of dicts); "
+                         "pass the dict SAM.state_dict() returned")
+    for i, group in enumerate(groups):
+        if "rho" not in group or "adaptive" not in group:
+            raise ValueError(f"state_dict['base']['param_groups'][{i}] lacks 'rho' or "
+                             "'adaptive'; the checkpoint is not from SAM")
+        check_group(dict(group), f"checkpoint param group {i}")
+
+
 def resolve_switch(switch_at: int | float, total_steps: int | None) -> int:
     """The switch step k: an int switch_at, or round(q * total_steps) for a fraction q."""
     if not is_real(switch_at):
