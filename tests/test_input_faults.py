@@ -308,3 +308,70 @@ def test_fullbatchconfig_accepts_numpy_scalars_with_the_same_run_id():
 def test_fullbatchconfig_errors_name_the_field(kw, exc, match):
     with pytest.raises(exc, match=match):
         FullBatchConfig(**kw)
+
+
+# ----------------------------------------------------------------------------- further probes
+def _rd_calls():
+    from sam_hallucination.rd import attraction as A
+    from sam_hallucination.rd import ring as R
+
+    return [
+        ("naive loop steps=-3", lambda: D.naive_sam_loop(RING, [0.3, 0.2], 1.0, 0.1, -3), "steps"),
+        ("naive loop rho=nan", lambda: D.naive_sam_loop(RING, [0.3, 0.2], math.nan, 0.1, 3), "rho"),
+        ("iterate noise='a'", lambda: D.iterate(RING, [[0.3, 0.2]], noise="a"), "noise='a'"),
+        ("disk_starts r_min>radius", lambda: D.disk_starts(3, 0.5, r_min=1.0), "r_min"),
+        ("disk_starts radius=nan", lambda: D.disk_starts(3, math.nan), "radius"),
+        ("disk_starts n=-1", lambda: D.disk_starts(-1, 1.0), "n must be"),
+        ("measured_rate reversed window",
+         lambda: D.measured_rate(RING, [0.5, 0.0], 1.5, 0.1, window=(1e-6, 1e-12)), "window"),
+        ("linear_rate window past the end",
+         lambda: D.linear_rate(np.array([1.0, 0.5, 0.25]), (2, 10)), "window"),
+        ("jacobian formula at a critical point",
+         lambda: D.sam_map_jacobian_formula(RING, [0.0, 0.0], 1.5, 0.1), "critical point"),
+        ("jacobian formula rho=-1",
+         lambda: D.sam_map_jacobian_formula(RING, [0.3, 0.2], -1.0, 0.1), "rho"),
+        ("sam_objective at a critical point", lambda: S.sam_objective(RING, torch.zeros(2), 1.5),
+         "critical point"),
+        ("surrogate gradient formula at a critical point",
+         lambda: S.sam_objective_grad_formula(RING, torch.zeros(2), 1.5), "critical point"),
+        ("tail_map rho=nan", lambda: R.tail_map([math.nan], [0.1], n_starts=2, steps=10, tail=4),
+         "rhos"),
+        ("tail_map tail=2", lambda: R.tail_map([1.5], [0.1], n_starts=2, steps=10, tail=2), "tail"),
+        ("critical_decay k_max=-5", lambda: R.critical_decay(k_max=-5), "k_max"),
+        ("critical_decay checkpoint > k_max", lambda: R.critical_decay(k_max=10), "checkpoints"),
+        ("disk_quantile_radii(0)", lambda: R.disk_quantile_radii(0), "n must be"),
+        ("wilson k>n", lambda: A.wilson_interval(5, 3), "k=5: must be <= n=3"),
+        ("offset_start distance<0", lambda: A.offset_start([0.5, 0.0], -1.0), "distance"),
+        ("surrogate_gd steps<0", lambda: A.surrogate_gd(RING, [0.5, 0.1], 1.5, 0.1, -3), "steps"),
+        ("local_analysis at a critical point", lambda: A.local_analysis(RING, [0.0, 0.0], 1.5, 0.1),
+         "critical point"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_rd_calls())))
+def test_further_rd_inputs_are_refused_by_name(case):
+    name, call, match = _rd_calls()[case]
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+@pytest.mark.parametrize("kw", [{"momentum": math.nan}, {"weight_decay": math.inf}])
+def test_sam_refuses_non_finite_base_settings(kw):
+    with pytest.raises(ValueError, match=f"{next(iter(kw))}=(nan|inf): must be a finite number"):
+        SAM(nn.Linear(2, 2).parameters(), torch.optim.SGD, rho=0.1, lr=0.1, **kw)
+
+
+@pytest.mark.parametrize("rho,match", [(math.nan, "finite"), (-1.0, ">= 0")])
+def test_perturbation_refuses_a_bad_rho(rho, match):
+    with pytest.raises(ValueError, match=match):
+        perturbation([torch.ones(2)], [torch.ones(2)], rho)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"seed": -1}, "seed"), ({"seed": "a"}, "seed"), ({"dataset": "bogus"}, "dataset='bogus'"),
+    ({"data_root": 3}, "data_root"),
+    ({"method": "sgd-sam", "rho": 0.5, "batch_size": 5000}, "batch_size=5000"),
+])
+def test_fullbatchconfig_refuses_further_bad_fields(kw, match):
+    with pytest.raises(ValueError, match=match):
+        FullBatchConfig(**kw)

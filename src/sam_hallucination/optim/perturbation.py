@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..checks import check_radius
+
 Tensor = torch.Tensor
 
 VARIANTS = ("sam", "usam")
@@ -143,6 +145,8 @@ def perturbation(
 
     ``norm`` overrides ``‖T g‖`` (e.g. a global norm over several groups).
     """
+    if not isinstance(rho, Tensor):  # rho=NaN or -1 gave a NaN or reversed e
+        check_radius(rho)
     lift = None
     if norm is None:
         n = normaliser(adaptive_grads(params, grads) if adaptive else grads)

@@ -78,7 +78,7 @@ from typing import Any
 
 import torch
 
-from ..checks import check_bool, check_lr, check_radius, is_int
+from ..checks import check_bool, check_radius, is_int
 from .perturbation import (
     VARIANTS,
     _norm_dtype,
@@ -89,7 +89,7 @@ from .perturbation import (
     normaliser,
     perturbation_scale,
 )
-from .state import SCHEDULES, check_checkpoint_groups, check_group, check_sam_state, resolve_switch
+from .state import SCHEDULES, check_base_kwargs, check_checkpoint_groups, check_group, check_sam_state, resolve_switch
 
 Tensor = torch.Tensor
 
@@ -168,7 +168,7 @@ class SAM(torch.optim.Optimizer):
         self._uniform = True
 
         check_bool(adaptive, "adaptive")
-        check_lr(base_kwargs.get("lr"), "lr")
+        base_kwargs = check_base_kwargs(base_kwargs)  # lr, momentum, weight_decay finite
         defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..checks import check_bool, check_lr, check_radius, is_int, is_real, plain
@@ -33,6 +34,17 @@ def check_sam_state(sam: Any) -> None:
     if sam["rho_schedule"] == "linear" and t is None:
         raise ValueError("state_dict['sam']: rho_schedule 'linear' needs total_steps; "
                          "the checkpoint is corrupted")
+
+
+def check_base_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The base optimizer's keyword arguments, numpy scalars made Python numbers; a real
+    one must be finite (torch's SGD takes momentum=nan and weight_decay=nan silently)."""
+    out = {k: plain(v) for k, v in kwargs.items()}
+    check_lr(out.get("lr"), "lr")
+    for k, v in out.items():
+        if is_real(v) and not math.isfinite(v):
+            raise ValueError(f"{k}={v!r}: must be a finite number (it would make the weights NaN)")
+    return out
 
 
 def check_group(group: dict[str, Any], where: str) -> None:

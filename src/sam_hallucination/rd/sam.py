@@ -29,6 +29,13 @@ def ascent_direction(g: Tensor, eps: float = 0.0) -> Tensor:
     return torch.where(n > eps, g / n.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))
 
 
+def _refuse_critical(g: Tensor, where: str) -> None:
+    """u = g/‖g‖ is undefined where ∇f(x) = 0: refuse instead of returning NaN."""
+    if (g == 0).all(-1).any():
+        raise ValueError(f"{where}: ∇f(x) = 0 at some x (a critical point of f), where "
+                         "u(x) and the surrogate's gradient are undefined; move x off it")
+
+
 def perturbed_point(f: Fn, x: Tensor, rho: float, variant: str = "sam") -> Tensor:
     """x⁺ = x + ρ u(x) (SAM) or x + ρ ∇f(x) (USAM)."""
     rho = check_radius(rho)
@@ -46,6 +53,7 @@ def sam_objective(f: Fn, x: Tensor, rho: float) -> Tensor:
     with torch.enable_grad():
         xr = x if x.requires_grad else x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(f(xr).sum(), xr, create_graph=True)
+        _refuse_critical(g, "sam_objective")
         return f(xr + rho * g / g.norm(dim=-1, keepdim=True))
 
 
@@ -62,6 +70,7 @@ def sam_objective_grad_formula(f: Fn, x: Tensor, rho: float) -> Tensor:
     rho = check_radius(rho)
     x = x.detach().to(DTYPE)
     g = grad(f, x)
+    _refuse_critical(g, "sam_objective_grad_formula")
     gn = g.norm()
     u = g / gn
     hess = torch.autograd.functional.hessian(lambda z: f(z), x)

@@ -17,6 +17,15 @@ from .engine import METHODS, _grad_fn, _single_map
 Tensor = torch.Tensor
 
 
+def _refuse_critical(landscape: Landscape, pts: Tensor, where: str) -> None:
+    """ValueError naming the first point of ``pts`` (B, d) with ∇f = 0 (u undefined there)."""
+    flat = ~(landscape.grad(pts) != 0).any(-1)
+    if flat.any():
+        raise ValueError(f"{where}: x = {pts[flat][0].tolist()} is a critical point of f "
+                         "(∇f(x) = 0), where the SAM map is not differentiable; evaluate it at "
+                         "a point with ∇f(x) ≠ 0")
+
+
 def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: str = "sam") -> Tensor:
     """DT(x) by ``torch.func.jacrev``: shape (d, d) for x of shape (d,), (B, d, d) for (B, d).
 
@@ -29,11 +38,7 @@ def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: st
     _check_positive("eta", eta, "0.1")
     pts = check_points(x, landscape.dim, "x")
     if method == "sam":  # u = ∇f/‖∇f‖ is undefined where ∇f = 0: the Jacobian would be NaN
-        flat = ~(landscape.grad(pts) != 0).any(-1)
-        if flat.any():
-            raise ValueError(f"sam_map_jacobian: x = {pts[flat][0].tolist()} is a critical point "
-                             "of f (∇f(x) = 0), where the SAM map is not differentiable; "
-                             "evaluate it at a point with ∇f(x) ≠ 0")
+        _refuse_critical(landscape, pts, "sam_map_jacobian")
     J = jacrev(_single_map(landscape, float(rho), float(eta), method))
     out = vmap(J)(pts) if torch.as_tensor(x).ndim == 2 else J(pts[0])
     if not torch.isfinite(out).all():  # e.g. ‖∇f(x)‖ so small that 1/‖∇f‖ overflows
@@ -45,6 +50,8 @@ def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: st
 def sam_map_jacobian_formula(landscape: Landscape, x, rho: float, eta: float) -> Tensor:
     """DT(x) for SAM from the closed formula with autograd Hessians, for one point x (d,)."""
     x = check_single_point(x, landscape.dim, "x")
+    rho, eta = float(_check_positive("rho", rho, "1.5")), float(_check_positive("eta", eta, "0.1"))
+    _refuse_critical(landscape, x.reshape(1, -1), "sam_map_jacobian_formula")
     g = _grad_fn(landscape)(x)
     gn = torch.linalg.vector_norm(g)
     u = g / gn

@@ -142,6 +142,9 @@ def ring_radial_map(r, rho: float, eta: float):
 
 def disk_starts(n: int, radius: float, seed: int = 0, r_min: float = 0.0) -> Tensor:
     """n points uniform in the annulus r_min < ‖x‖ < radius of R² (float64, seeded)."""
+    n, seed = check_count("n", n), check_count("seed", seed, minimum=0)
+    if not 0 <= check_tol("r_min", r_min) < check_tol("radius", radius, positive=True):
+        raise ValueError(f"r_min={r_min!r}: must be < radius={radius!r} (an empty annulus)")
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(n, generator=g, dtype=DTYPE)
     r = torch.sqrt(r_min**2 + u * (radius**2 - r_min**2))
@@ -218,6 +221,9 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
     """
     x_star = check_single_point(x_star, landscape.dim, "x_star")
     check_tol("offset", offset, positive=True)
+    if not (isinstance(window, tuple) and len(window) == 2
+            and 0 < check_tol("window[0]", window[0]) < check_tol("window[1]", window[1])):
+        raise ValueError(f"window={window!r}: must be (low, high) with 0 < low < high")
     check_count("steps", steps)
     v = torch.randn(x_star.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
     x0 = (x_star + offset * v / v.norm()).reshape(1, -1)
@@ -231,6 +237,12 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
 
 def linear_rate(dist: np.ndarray, window: tuple[int, int]) -> float:
     """Linear convergence rate from distances to the limit: exp(slope of log dist over window)."""
+    n = len(dist)
+    a, b = window
+    if not (isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)) and 0 <= a
+            and a + 2 <= b <= n):
+        raise ValueError(f"window={window!r}: must be step indices (a, b) with 0 <= a, "
+                         f"a + 2 <= b <= len(dist) = {n}")
     k = np.arange(*window)
     slope = np.polyfit(k, np.log(dist[window[0]:window[1]]), 1)[0]
     return float(np.exp(slope))

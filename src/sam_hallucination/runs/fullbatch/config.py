@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 
 from ...checks import check_radius, check_real, is_int, plain
+from ...data import DATASETS
 from ...methods import get_method, method_names
 
 METHODS = method_names("full-batch")  # ("gd", "sam", "switch", "sgd-sam")
@@ -70,6 +72,15 @@ class FullBatchConfig:
             v = getattr(self, name)
             if not is_int(v) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not is_int(self.seed) or self.seed < 0:  # seed='a' used to pass (and hash)
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r}: unknown; valid: {', '.join(DATASETS)}")
+        if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
+            raise ValueError(f"data_root={self.data_root!r}: must be None or a folder path")
+        if self.method == "sgd-sam" and self.batch_size > self.n_train:
+            raise ValueError(f"batch_size={self.batch_size} is larger than n_train="
+                             f"{self.n_train}; use a smaller batch_size")
         if not is_int(self.continue_steps) or self.continue_steps < 0:
             raise ValueError(f"continue_steps must be an int >= 0, got {self.continue_steps!r}")
         if not self.init_scale > 0:
