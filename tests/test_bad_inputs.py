@@ -130,7 +130,7 @@ def test_runconfig_augment(value):
     (dict(tol=-1.0), r"tol must be a finite real number >= 0"),
     (dict(div_radius=0.0), r"div_radius must be a finite real number > 0"),
     (dict(seed=-1), r"seed must be an int >= 0"),
-    (dict(steps=-1), r"steps must be a non-negative int"),
+    (dict(steps=-1), r"steps must be an int >= 0"),
     (dict(eta=math.nan), r"eta must be finite and > 0"),
     (dict(rho=-1.0), r"rho must be finite and > 0"),
     (dict(noise=-0.1), r"noise must be finite and >= 0"),

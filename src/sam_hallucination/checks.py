@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,43 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _is_bool(v: Any) -> bool:
+    # numpy's bool_ is not a Python bool, and True must never pass as 1
+    return isinstance(v, bool) or type(v).__name__ == "bool_"
+
+
 def is_int(v: Any) -> bool:
-    """An int that is not a bool (configs reject True as 1)."""
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An integer (Python int or a numpy integer such as ``np.int64``) that is not a bool."""
+    return isinstance(v, numbers.Integral) and not _is_bool(v)
+
+
+def is_real(v: Any) -> bool:
+    """A real number (Python int/float or a numpy scalar such as ``np.float32``), not a bool."""
+    return isinstance(v, numbers.Real) and not _is_bool(v)
+
+
+def plain(v: Any) -> Any:
+    """A numpy scalar as the Python int/float it holds (JSON and run ids need those);
+    anything else unchanged, so Python ints stay ints and run ids do not move."""
+    return v.item() if is_real(v) and type(v).__module__ == "numpy" else v
+
+
+def check_real(value: Any, name: str) -> float:
+    """A finite real number as a float; one-line error naming ``name`` otherwise.
+
+    Range checks stay with the caller; this only refuses strings, None, bools, NaN and inf.
+    """
+    if not is_real(value):
+        raise TypeError(f"{name}={value!r}: must be a real number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r}: must be a finite number")
+    return float(value)
 
 
 def check_radius(rho: Any, name: str = "rho", *, allow_zero: bool = True) -> float:
     """A perturbation radius (real, finite, ≥ 0, or > 0 without ``allow_zero``) as a float."""
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)):
-        if not (isinstance(rho, torch.Tensor) and rho.numel() == 1):
+    if not is_real(rho):
+        if not (isinstance(rho, torch.Tensor) and rho.numel() == 1 and not rho.is_complex()):
             raise TypeError(f"{name} must be a real number, got {rho!r}; pass e.g. {name}=0.05")
     r = float(rho)
     if not math.isfinite(r):
@@ -72,16 +101,35 @@ def per_point(t: torch.Tensor, batch: int, name: str) -> torch.Tensor:
 
 
 
+def check_matrix(A: Any, name: str, hint: str, *, batched: bool = False) -> torch.Tensor:
+    """A finite square matrix (d, d), or a batch (B, d, d) with ``batched``, as a tensor.
+
+    Checked before any LAPACK call: MKL's eigenvalue routines crash (SIGSEGV) or print an
+    error and return NaN on a NaN matrix.
+    """
+    try:
+        t = torch.as_tensor(A)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a square matrix of numbers; {hint}") from None
+    ndims = (2, 3) if batched else (2,)
+    square = t.ndim in ndims and t.shape[-1] == t.shape[-2]
+    if not square or t.is_complex() or not torch.isfinite(t).all():
+        what = "has NaN or inf entries" if square else f"has shape {tuple(t.shape)}"
+        raise ValueError(f"{name} must be a finite square matrix{' (or a batch)' * batched}, "
+                         f"but it {what}; {hint}")
+    return t
+
+
 def check_count(name: str, value: Any, minimum: int = 1) -> int:
     """An int (not a bool) ≥ ``minimum``; ValueError naming the argument otherwise."""
     if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_tol(name: str, value: Any, *, positive: bool = False) -> float:
     """A tolerance: a finite real ≥ 0 (> 0 with ``positive``), as a float."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = is_real(value) and math.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite real number {bound}, got {value!r}")
@@ -126,7 +174,6 @@ def check_lr(value: Any, name: str = "lr") -> None:
     """
     if value is None or isinstance(value, torch.Tensor):
         return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0):
+    if not is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}; "
                          f"pass e.g. {name.split()[0]}=0.1")

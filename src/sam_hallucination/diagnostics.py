@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checks import check_radius
+from .checks import check_bool, check_count, check_radius, check_tol
 from .optim import VARIANTS, foreach_copy, frozen_bn_stats, perturbation
 
 Tensor = torch.Tensor
@@ -85,6 +85,10 @@ class StallDiagnostics:
 
     def looks_stalled(self, z: float = 3.0) -> bool:
         """SAM step within ``z`` noise floors of 0 while the gradient is ``z`` floors above it."""
+        check_tol("z", z, positive=True)
+        if not (math.isfinite(self.sam_step_se) and math.isfinite(self.grad_se)):
+            raise ValueError(f"looks_stalled needs noise floors, which need >= 2 batches "
+                             f"(this has n_batches={self.n_batches}); rerun with more batches")
         return self.sam_step_norm <= z * self.sam_step_se and self.grad_norm > z * self.grad_se
 
 
@@ -154,13 +158,20 @@ def stall_diagnostics(
     lam = check_radius(weight_decay, "weight_decay")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an int >= 0 (number of resamples), got {bootstrap!r}")
+    bootstrap = check_count("bootstrap", bootstrap, minimum=0)  # resamples; np.int64 too
+    seed = check_count("seed", seed, minimum=0)
+    check_bool(train_mode, "train_mode")
+    check_bool(adaptive, "adaptive")
     if bootstrap == 1:
         raise ValueError("bootstrap=1 gives no spread; pass bootstrap=0 or >= 2 (e.g. 200)")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
         raise ValueError("model has no trainable parameters (requires_grad=True)")
+    for name, p in named:  # NaN norms compare False: a diverged run read "not stalled"
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f"parameter {name!r} has NaN or inf weights: the run diverged; "
+                             "stall diagnostics need finite weights")
+    params = [p for _, p in named]
 
     modes = {m: m.training for m in model.modules()}
     buffers = [b.detach().clone() for b in model.buffers()]
@@ -194,6 +205,11 @@ def stall_diagnostics(
                 losses.append(float(loss.detach()))
                 losses_p.append(float(loss_p.detach()))
                 fg, fh = _flat(g).detach(), _flat(h).detach()
+                if not (math.isfinite(losses[-1] + losses_p[-1])
+                        and bool(torch.isfinite(fg).all() & torch.isfinite(fh).all())):
+                    raise ValueError(f"batch {len(losses) - 1} gives a NaN or inf loss or "
+                                     "gradient (at w or w + e); stall diagnostics need finite "
+                                     "values: check the batch and rho")
                 mom_g.add(fg)
                 mom_h.add(fh)
                 if bootstrap:

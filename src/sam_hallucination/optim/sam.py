@@ -6,8 +6,8 @@ at weights ``w`` with mini-batch gradient ``g = ∇f_B(w)`` is
 1. ``first_step``: save ``w``; perturb ``w ← w + e(w)`` with
 
    * ``variant="sam"`` (default): ``e = ρ · T² g / ‖T g‖``, where the norm is ONE global
-     norm over every parameter of every param group, computed in float32 (float64
-     for float64 parameters);
+     norm over every parameter of every param group, computed in float32 (float64 where
+     fp32 squares would under- or overflow, and for float64 parameters);
    * ``variant="usam"`` (unnormalised SAM): ``e = ρ · T² g``;
 
    ``T = 1`` for plain SAM and ``T = |w|`` element-wise for ``adaptive=True`` (ASAM,
@@ -78,7 +78,7 @@ from typing import Any
 
 import torch
 
-from ..checks import check_bool, check_lr, check_radius
+from ..checks import check_bool, check_radius, is_int
 from .perturbation import (
     VARIANTS,
     _norm_dtype,
@@ -86,9 +86,10 @@ from .perturbation import (
     apply_perturbation,
     foreach_copy,
     global_norm,
+    normaliser,
     perturbation_scale,
 )
-from .state import SCHEDULES, check_group, check_sam_state, resolve_switch
+from .state import SCHEDULES, check_base_kwargs, check_checkpoint_groups, check_group, check_sam_state, resolve_switch
 
 Tensor = torch.Tensor
 
@@ -148,9 +149,9 @@ class SAM(torch.optim.Optimizer):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if rho_schedule not in SCHEDULES:
             raise ValueError(f"rho_schedule must be one of {SCHEDULES}, got {rho_schedule!r}")
-        if total_steps is not None and (isinstance(total_steps, bool)
-                                        or not isinstance(total_steps, int) or total_steps < 1):
+        if total_steps is not None and (not is_int(total_steps) or total_steps < 1):
             raise ValueError(f"total_steps must be a positive int or None, got {total_steps!r}")
+        total_steps = None if total_steps is None else int(total_steps)  # np.int64 too
         if rho_schedule == "linear" and total_steps is None:
             raise ValueError("rho_schedule='linear' needs total_steps (the run length) so that "
                              "rho reaches 0 at the last step; pass total_steps=...")
@@ -167,7 +168,7 @@ class SAM(torch.optim.Optimizer):
         self._uniform = True
 
         check_bool(adaptive, "adaptive")
-        check_lr(base_kwargs.get("lr"), "lr")
+        base_kwargs = check_base_kwargs(base_kwargs)  # lr, momentum, weight_decay finite
         defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
         for i, group in enumerate(self.param_groups):
@@ -223,16 +224,18 @@ class SAM(torch.optim.Optimizer):
         if not all_p:
             raise RuntimeError("first_step found no gradients; call loss.backward() first")
         dtype = _norm_dtype(all_g)
-        self.last_grad_norm = global_norm(all_g, dtype)
+        gnorm = normaliser(all_g, dtype)  # float64 fallback where fp32 under/overflows
+        self.last_grad_norm = gnorm.value
         # normaliser ‖T g‖ over ALL groups (T = |w| in adaptive groups)
         if any(group["adaptive"] for group, _, _ in groups):
             tg: list[Tensor] = []
             for group, ps, gs in groups:
                 tg.extend(adaptive_grads(ps, gs) if group["adaptive"] else gs)
-            norm = global_norm(tg, dtype)
+            norm = normaliser(tg, dtype)
         else:
-            norm = self.last_grad_norm
-        inv = perturbation_scale(norm, 1.0, self.variant)  # 1/‖T g‖ (SAM) or 1 (USAM)
+            norm = gnorm
+        lift = norm.lift if self.variant == "sam" else None  # 2^100 for a subnormal ‖T g‖
+        inv = perturbation_scale(norm.lifted, 1.0, self.variant)  # 1/‖T g‖ (SAM) or 1 (USAM)
 
         # save weights; buffers are reused while the set of parameters is unchanged
         key = tuple(map(id, all_p))
@@ -254,7 +257,7 @@ class SAM(torch.optim.Optimizer):
                 scale = scale.to(dtype=ps[0].dtype)
             # gradients are discarded when zero_grad: scale them in place
             e = apply_perturbation(ps, gs, scale, adaptive=group["adaptive"], inplace=zero_grad,
-                                   uniform=self._uniform)
+                                   uniform=self._uniform, lift=lift)
             torch._foreach_add_(ps, e)
         if zero_grad:
             self.zero_grad()
@@ -363,11 +366,14 @@ class SAM(torch.optim.Optimizer):
             raise ValueError("state_dict must come from SAM.state_dict() (keys 'base', 'sam')")
         sam = state_dict["sam"]
         check_sam_state(sam)
+        check_checkpoint_groups(state_dict["base"])  # rho=NaN would give NaN weights
         self.restore()
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.param_groups = self.base_optimizer.param_groups
-        self.step_count = sam["step_count"]
-        self.switch_step = sam["switch_step"]
+        for i, group in enumerate(self.param_groups):
+            check_group(group, f"checkpoint param group {i}")  # np.float32 rho -> float
+        self.step_count = int(sam["step_count"])
+        self.switch_step = int(sam["switch_step"])
         self.total_steps = sam["total_steps"]
         self.rho_schedule = sam["rho_schedule"]
         self.variant = sam["variant"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ..checks import check_bool, check_lr, check_radius, is_int
+from ..checks import check_bool, check_lr, check_radius, is_int, is_real, plain
 from .perturbation import VARIANTS
 
 SCHEDULES = ("constant", "linear")
@@ -35,6 +36,17 @@ def check_sam_state(sam: Any) -> None:
                          "the checkpoint is corrupted")
 
 
+def check_base_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The base optimizer's keyword arguments, numpy scalars made Python numbers; a real
+    one must be finite (torch's SGD takes momentum=nan and weight_decay=nan silently)."""
+    out = {k: plain(v) for k, v in kwargs.items()}
+    check_lr(out.get("lr"), "lr")
+    for k, v in out.items():
+        if is_real(v) and not math.isfinite(v):
+            raise ValueError(f"{k}={v!r}: must be a finite number (it would make the weights NaN)")
+    return out
+
+
 def check_group(group: dict[str, Any], where: str) -> None:
     """A param group's rho (made a float), adaptive and lr; errors name ``where``."""
     group["rho"] = check_radius(group["rho"], f"rho ({where})")
@@ -42,11 +54,25 @@ def check_group(group: dict[str, Any], where: str) -> None:
     check_lr(group.get("lr"), f"lr ({where})")
 
 
+def check_checkpoint_groups(base: Any) -> None:
+    """The param groups of ``state_dict['base']``, checked on copies before anything loads."""
+    groups = base.get("param_groups") if isinstance(base, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError("state_dict['base'] must hold 'param_groups' (a list of dicts); "
+                         "pass the dict SAM.state_dict() returned")
+    for i, group in enumerate(groups):
+        if "rho" not in group or "adaptive" not in group:
+            raise ValueError(f"state_dict['base']['param_groups'][{i}] lacks 'rho' or "
+                             "'adaptive'; the checkpoint is not from SAM")
+        check_group(dict(group), f"checkpoint param group {i}")
+
+
 def resolve_switch(switch_at: int | float, total_steps: int | None) -> int:
     """The switch step k: an int switch_at, or round(q * total_steps) for a fraction q."""
-    if isinstance(switch_at, bool) or not isinstance(switch_at, (int, float)):
+    if not is_real(switch_at):
         raise TypeError(f"switch_at must be an int step or a float fraction in [0, 1), "
                         f"got {switch_at!r}")
+    switch_at = plain(switch_at)  # np.int64 is a step, np.float32 a fraction
     if isinstance(switch_at, float):
         if not (0.0 <= switch_at < 1.0):
             raise ValueError(f"switch_at as a fraction must lie in [0, 1), got {switch_at!r}; "

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_count, check_grid, check_real, check_tol
+
 TAIL_CLASSES = ("diverged", "hallucinated circle", "other fixed point", "period 2", "period 4",
                 "bounded, no period ≤ 4")
 
@@ -45,6 +47,7 @@ def error_map(e, eta):
 
 def disk_quantile_radii(n: int) -> np.ndarray:
     """n radii r_i = sqrt((i + 1/2)/n): deterministic quantiles of a uniform start in the unit disk."""
+    n = check_count("n", n)
     return np.sqrt((np.arange(n) + 0.5) / n)
 
 
@@ -105,7 +108,11 @@ def tail_map(rhos, etas, *, n_starts: int = 128, steps: int = 4000, tail: int = 
     Runs that diverge (|s| > ``div_radius``) are dropped from the batch at the end of every
     ``chunk`` steps; the others run ``steps`` steps and then ``tail`` more, which are kept.
     """
-    rhos, etas = np.asarray(rhos, float), np.asarray(etas, float)
+    rhos, etas = check_grid("rhos", rhos), check_grid("etas", etas)  # NaN cells read "diverged"
+    steps, chunk = check_count("steps", steps, minimum=0), check_count("chunk", chunk)
+    tail = check_count("tail", tail, minimum=4)  # classify_tails compares with x_{T-4}
+    check_tol("near_tol", near_tol, positive=True)
+    check_tol("div_radius", div_radius, positive=True)
     R, E, S = np.meshgrid(rhos, etas, disk_quantile_radii(n_starts), indexing="ij")
     rho, eta, s = R.ravel(), E.ravel(), S.ravel().copy()
     alive = np.arange(s.size)
@@ -172,9 +179,14 @@ def two_cycle_on_ring(rho: float, delta: float, r0_offset: float = 0.02, steps: 
 def critical_decay(k_max: int = 100_000, e0: float = 0.05, rho: float = 1.5,
                    checkpoints=(10, 100, 1000, 10_000, 100_000)) -> dict[int, float]:
     """|e_k|·√(16k) at the given k for SAM on the ring at η = 1/4 exactly, from e_0 = ``e0``."""
+    k_max = check_count("k_max", k_max)
+    check_tol("rho", rho, positive=True)
+    check_real(e0, "e0")
+    cps = set(checkpoints)
+    if not cps or not all(check_count("checkpoint", k) <= k_max for k in cps):
+        raise ValueError(f"checkpoints={checkpoints!r}: must be step indices in [1, k_max={k_max}]")
     s = rho - 1.0 + e0
     out = {}
-    cps = set(checkpoints)
     for k in range(1, k_max + 1):
         s = sam_line_map(s, rho, 0.25)
         if k in cps:

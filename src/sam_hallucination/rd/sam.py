@@ -12,13 +12,12 @@ dimensions and work in float64.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from ..checks import check_radius
-from .landscapes import DTYPE, grad
+from ..checks import check_count, check_radius, check_tol
+from .landscapes import DTYPE, as_tensor, grad
 
 Tensor = torch.Tensor
 Fn = Callable[[Tensor], Tensor]
@@ -28,6 +27,13 @@ def ascent_direction(g: Tensor, eps: float = 0.0) -> Tensor:
     """u = g/‖g‖ over the last axis; zero where ‖g‖ = 0 (no NaN)."""
     n = g.norm(dim=-1, keepdim=True)
     return torch.where(n > eps, g / n.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))
+
+
+def _refuse_critical(g: Tensor, where: str) -> None:
+    """u = g/‖g‖ is undefined where ∇f(x) = 0: refuse instead of returning NaN."""
+    if (g == 0).all(-1).any():
+        raise ValueError(f"{where}: ∇f(x) = 0 at some x (a critical point of f), where "
+                         "u(x) and the surrogate's gradient are undefined; move x off it")
 
 
 def perturbed_point(f: Fn, x: Tensor, rho: float, variant: str = "sam") -> Tensor:
@@ -47,6 +53,7 @@ def sam_objective(f: Fn, x: Tensor, rho: float) -> Tensor:
     with torch.enable_grad():
         xr = x if x.requires_grad else x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(f(xr).sum(), xr, create_graph=True)
+        _refuse_critical(g, "sam_objective")
         return f(xr + rho * g / g.norm(dim=-1, keepdim=True))
 
 
@@ -63,6 +70,7 @@ def sam_objective_grad_formula(f: Fn, x: Tensor, rho: float) -> Tensor:
     rho = check_radius(rho)
     x = x.detach().to(DTYPE)
     g = grad(f, x)
+    _refuse_critical(g, "sam_objective_grad_formula")
     gn = g.norm()
     u = g / gn
     hess = torch.autograd.functional.hessian(lambda z: f(z), x)
@@ -84,9 +92,11 @@ def sam_step(f: Fn, x: Tensor, rho: float, lr: float, variant: str = "sam") -> T
 
 def run(f: Fn, x0, rho: float, lr: float, steps: int, variant: str = "sam") -> Tensor:
     """Iterate SAM (``variant='sam'``/``'usam'``) or GD (``variant='gd'``); returns (steps+1, ..., d)."""
-    if lr <= 0 or not math.isfinite(lr):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    x = torch.as_tensor(x0, dtype=DTYPE)
+    check_tol("lr", lr, positive=True)
+    check_count("steps", steps, minimum=0)  # steps=-5 used to return the start alone
+    if variant not in ("gd", "sam", "usam"):
+        raise ValueError(f"variant must be 'gd', 'sam' or 'usam', got {variant!r}")
+    x = as_tensor(x0)  # a NaN start gave a path of NaN
     path = [x]
     for _ in range(steps):
         x = x - lr * grad(f, x) if variant == "gd" else sam_step(f, x, rho, lr, variant)

@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..checks import is_int
+from ..checks import is_int, is_real, plain
 from ..data import DATASETS
 from ..methods import get_method, method_names
 from ..models import MODEL_NAMES
@@ -79,6 +79,8 @@ class RunConfig:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"RunConfig.{name}={getattr(self, name)!r}: {why}")
 
+        for f in dataclasses.fields(self):  # np.int64 seeds, np.float32 rho: Python numbers
+            object.__setattr__(self, f.name, plain(getattr(self, f.name)))
         if self.dataset not in DATASETS:
             raise bad("dataset", f"unknown dataset; valid: {', '.join(DATASETS)}")
         if self.model not in MODEL_NAMES:
@@ -94,7 +96,7 @@ class RunConfig:
         for name in ("rho", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_frac",
                      "switch_frac", "label_noise", "final_lr"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if not is_real(v) or not math.isfinite(v):
                 raise bad(name, "must be a finite real number")
             if v < 0:
                 raise bad(name, "must be >= 0")

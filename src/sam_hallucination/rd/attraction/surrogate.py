@@ -9,6 +9,7 @@ import torch
 from torch.func import grad as fgrad
 from torch.func import hessian, vmap
 
+from ...checks import check_count, check_points, check_positive, check_single_point, check_tol
 from ..dynamics import sam_map_jacobian, spectral_radius
 from ..landscapes import DTYPE, Landscape
 
@@ -59,9 +60,12 @@ class LocalAnalysis:
 
 def local_analysis(landscape: Landscape, x, rho: float, eta: float) -> LocalAnalysis:
     """Hessian of f^SAM, ρκ and both spectral radii at the point x (d = 2)."""
-    x = torch.as_tensor(x, dtype=DTYPE)
+    x = check_single_point(x, landscape.dim, "x")
     g = _grad1(landscape)(x)
     gn = float(torch.linalg.vector_norm(g))
+    if gn == 0:  # was a ZeroDivisionError
+        raise ValueError(f"local_analysis: x = {x.tolist()} is a critical point of f (∇f(x) = 0), "
+                         "where u(x) and the SAM map's Jacobian are undefined")
     u = g / gn
     t = torch.stack((-u[1], u[0]))
     H = hessian(landscape.f)(x)
@@ -79,8 +83,10 @@ def local_analysis(landscape: Landscape, x, rho: float, eta: float) -> LocalAnal
 
 def surrogate_gd(landscape: Landscape, x0, rho: float, eta: float, steps: int) -> Tensor:
     """Plain GD on f^SAM, x ← x − η ∇f^SAM(x), from every row of x0 (B, d); final iterates."""
-    step = vmap(fgrad(surrogate(landscape, float(rho))))
-    x = torch.as_tensor(x0, dtype=DTYPE).reshape(-1, landscape.dim).clone()
+    steps = check_count("steps", steps, minimum=0)  # steps=-3 returned the start
+    rho, eta = float(check_positive("rho", rho, "1.5")), float(check_positive("eta", eta, "0.1"))
+    step = vmap(fgrad(surrogate(landscape, rho)))
+    x = check_points(x0, landscape.dim)
     for _ in range(steps):
         x = x - eta * step(x)
     return x
@@ -89,5 +95,8 @@ def surrogate_gd(landscape: Landscape, x0, rho: float, eta: float, steps: int) -
 def offset_start(x_star, distance: float, seed: int = 0) -> Tensor:
     """x* + distance·v with v a seeded random unit vector."""
     x_star = torch.as_tensor(x_star, dtype=DTYPE)
+    x_star = check_single_point(x_star, x_star.shape[-1] if x_star.ndim else 1, "x_star")
+    check_tol("distance", distance, positive=True)  # a negative one flipped v silently
+    seed = check_count("seed", seed, minimum=0)
     v = torch.randn(x_star.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
     return x_star + distance * v / v.norm()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ...checks import check_count, check_tol
 from .quartics import (
     BIRTH_TYPES,
     birth_labels,
@@ -25,6 +26,10 @@ Tensor = torch.Tensor
 
 def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95% Wilson score interval for a binomial fraction k/n ((nan, nan) if n = 0)."""
+    n, k = check_count("n", n, minimum=0), check_count("k", k, minimum=0)
+    check_tol("z", z, positive=True)
+    if k > n:  # used to fail with "math domain error"
+        raise ValueError(f"k={k}: must be <= n={n} (successes out of n trials)")
     if n == 0:
         return (math.nan, math.nan)
     p = k / n

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...checks import check_count, check_tol
+from ...checks import check_count, check_single_point, check_tol
 from ...checks import check_points as _check_points
 from ...checks import check_positive as _check_positive
 from ...checks import per_point as _per_point
@@ -134,17 +134,19 @@ def iterate(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if noise_on not in NOISE_TARGETS:
         raise ValueError(f"noise_on must be one of {NOISE_TARGETS}, got {noise_on!r}")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    check_count("check_every", check_every)  # 0 would loop forever
+    steps = check_count("steps", steps, minimum=0)  # steps=True is no step count
+    check_every = check_count("check_every", check_every)  # 0 would loop forever
     if record_every is not None:
-        check_count("record_every", record_every)
+        record_every = check_count("record_every", record_every)
     check_tol("tol", tol)
     check_tol("div_radius", div_radius, positive=True)
-    check_count("seed", seed, minimum=0)
+    seed = check_count("seed", seed, minimum=0)
     x = _check_points(x0, landscape.dim)
     B = x.shape[0]
-    noise_t = torch.as_tensor(noise, dtype=DTYPE)
+    try:
+        noise_t = torch.as_tensor(noise, dtype=DTYPE)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"noise={noise!r}: must be a real number or a (B,) array of them") from None
     if not torch.isfinite(noise_t).all() or (noise_t < 0).any():
         raise ValueError(f"noise must be finite and >= 0, got {noise!r}; pass e.g. noise=0.1")
     noise_t = _per_point(noise_t, B, "noise")
@@ -216,7 +218,9 @@ def naive_sam_loop(landscape: Landscape, x0: Sequence[float], rho: float, eta: f
 
     Only for benchmarking the batched engine against a per-point loop.
     """
-    x = [float(v) for v in x0]
+    steps = check_count("steps", steps, minimum=0)  # steps=-3 returned the start
+    rho, eta = float(_check_positive("rho", rho, "1.5")), float(_check_positive("eta", eta, "0.1"))
+    x = check_single_point(x0, landscape.dim).tolist()  # finite, shape (d,)
     for _ in range(steps):
         g = landscape.grad(torch.tensor(x, dtype=DTYPE)).tolist()
         n = math.sqrt(sum(v * v for v in g))

@@ -9,12 +9,21 @@ import numpy as np
 import torch
 from torch.func import hessian, jacrev, vmap
 
-from ...checks import check_count, check_single_point, check_tol
+from ...checks import check_count, check_matrix, check_points, check_single_point, check_tol
 from ...checks import check_positive as _check_positive
 from ..landscapes import DTYPE, Landscape
-from .engine import _grad_fn, _single_map
+from .engine import METHODS, _grad_fn, _single_map
 
 Tensor = torch.Tensor
+
+
+def _refuse_critical(landscape: Landscape, pts: Tensor, where: str) -> None:
+    """ValueError naming the first point of ``pts`` (B, d) with ∇f = 0 (u undefined there)."""
+    flat = ~(landscape.grad(pts) != 0).any(-1)
+    if flat.any():
+        raise ValueError(f"{where}: x = {pts[flat][0].tolist()} is a critical point of f "
+                         "(∇f(x) = 0), where the SAM map is not differentiable; evaluate it at "
+                         "a point with ∇f(x) ≠ 0")
 
 
 def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: str = "sam") -> Tensor:
@@ -23,16 +32,26 @@ def sam_map_jacobian(landscape: Landscape, x, rho: float, eta: float, method: st
     For SAM, DT = I − η ∇²f(x⁺) (I + ρ (I − uuᵀ) ∇²f(x)/‖∇f(x)‖); see
     :func:`sam_map_jacobian_formula`. Undefined where ∇f(x) = 0.
     """
+    if method not in METHODS:  # an unknown method used to give GD's Jacobian
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     _check_positive("rho", rho, "1.5") if method != "gd" else None
     _check_positive("eta", eta, "0.1")
-    x = torch.as_tensor(x, dtype=DTYPE)
+    pts = check_points(x, landscape.dim, "x")
+    if method == "sam":  # u = ∇f/‖∇f‖ is undefined where ∇f = 0: the Jacobian would be NaN
+        _refuse_critical(landscape, pts, "sam_map_jacobian")
     J = jacrev(_single_map(landscape, float(rho), float(eta), method))
-    return vmap(J)(x) if x.ndim == 2 else J(x)
+    out = vmap(J)(pts) if torch.as_tensor(x).ndim == 2 else J(pts[0])
+    if not torch.isfinite(out).all():  # e.g. ‖∇f(x)‖ so small that 1/‖∇f‖ overflows
+        raise ValueError("sam_map_jacobian: the Jacobian is not finite at x (∇f(x) is too close "
+                         "to 0, or x too large); evaluate it away from critical points of f")
+    return out
 
 
 def sam_map_jacobian_formula(landscape: Landscape, x, rho: float, eta: float) -> Tensor:
     """DT(x) for SAM from the closed formula with autograd Hessians, for one point x (d,)."""
     x = check_single_point(x, landscape.dim, "x")
+    rho, eta = float(_check_positive("rho", rho, "1.5")), float(_check_positive("eta", eta, "0.1"))
+    _refuse_critical(landscape, x.reshape(1, -1), "sam_map_jacobian_formula")
     g = _grad_fn(landscape)(x)
     gn = torch.linalg.vector_norm(g)
     u = g / gn
@@ -61,11 +80,8 @@ def attraction_eta_max(A: Tensor, zero_tol: float = 1e-9) -> float:
     attracts). Eigenvalues μ = 0 give |1 − ημ| = 1 for every η: they belong to directions
     along a manifold of fixed points (the ring's circle) and are skipped.
     """
-    A = torch.as_tensor(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or not torch.isfinite(A).all():
-        raise ValueError("attraction_eta_max: A must be a finite square matrix (got NaN/inf "
-                         f"or shape {tuple(A.shape)}); pass sam_map_generator(...) at a "
-                         "converged point")
+    A = check_matrix(A, "attraction_eta_max: A",
+                     "pass sam_map_generator(...) at a converged point")
     check_tol("zero_tol", zero_tol)
     mu = torch.linalg.eigvals(A)
     mu = mu[mu.abs() > zero_tol]
@@ -78,6 +94,8 @@ def attraction_eta_max(A: Tensor, zero_tol: float = 1e-9) -> float:
 
 def spectral_radius(J: Tensor) -> float | Tensor:
     """max |λ| of a (d, d) matrix (a float) or of each of a batch (B, d, d) (a tensor)."""
+    J = check_matrix(J, "spectral_radius: J", "a NaN Jacobian comes from a point where it is "
+                     "undefined (sam_map_jacobian at a critical point of f)", batched=True)
     r = torch.linalg.eigvals(J).abs().amax(dim=-1)
     return float(r) if r.ndim == 0 else r
 
@@ -135,7 +153,7 @@ def solve_hallucinated(
     ``converged=False``; with ``strict=True`` a :class:`HallucinationSolveError` is raised.
     """
     rho = float(_check_positive("rho", rho, "1.5"))
-    check_tol("tol", tol)
+    check_tol("tol", tol, positive=True)  # tol=0 can never be met: Newton runs to the end
     check_tol("grad_tol", grad_tol)
     check_count("max_iter", max_iter)
     x = check_single_point(x0, landscape.dim)

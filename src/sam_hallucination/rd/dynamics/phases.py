@@ -80,9 +80,8 @@ def classify(
     for name, v in (("tol_step", tol_step), ("tol_grad", tol_grad), ("tol_curv", tol_curv)):
         check_tol(name, v)
     check_tol("div_radius", div_radius, positive=True)
-    x = torch.as_tensor(x, dtype=DTYPE)
-    if x.ndim == 1:
-        x = x.reshape(1, -1)
+    x = _end_points(x, landscape.dim)
+    r = _radii(rho, x.shape[0]) if method != "gd" else 0.0
     out = torch.full((x.shape[0],), int(EndState.NOT_CONVERGED), dtype=torch.long)
     norm = torch.linalg.vector_norm(torch.nan_to_num(x, nan=np.inf), dim=-1)
     div = ~torch.isfinite(x).all(-1) | (norm > div_radius)
@@ -91,7 +90,7 @@ def classify(
     if not ok.any():
         return out
     xs = x[ok]
-    r = rho if torch.as_tensor(rho).ndim == 0 else torch.as_tensor(rho, dtype=DTYPE)[ok, None]
+    r = r if isinstance(r, float) else r[ok, None]
     resid = torch.linalg.vector_norm(step_direction(landscape, xs, r, method), dim=-1)
     gn = torch.linalg.vector_norm(landscape.grad(xs), dim=-1)
     stat = gn <= tol_grad
@@ -105,6 +104,34 @@ def classify(
     return out
 
 
+def _end_points(x, dim: int) -> Tensor:
+    """End points as (B, dim) float64; NaN and inf stay (they are DIVERGED), shapes are checked."""
+    try:
+        t = torch.as_tensor(x, dtype=DTYPE)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"x must be an array of shape (B, {dim}) or ({dim},)") from None
+    t = t.reshape(1, -1) if t.ndim == 1 else t
+    if t.ndim != 2 or t.shape[-1] != dim:
+        raise ValueError(f"x must have shape (B, {dim}) or ({dim},), got {tuple(t.shape)}; "
+                         f"pass the final iterates (RunResult.x)")
+    return t
+
+
+def _radii(rho, batch: int) -> float | Tensor:
+    """ρ for classify: a finite scalar ≥ 0 (a float) or one per point (a (B,) tensor)."""
+    try:
+        t = torch.as_tensor(rho, dtype=DTYPE) if not isinstance(rho, Tensor) else rho.to(DTYPE)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"rho={rho!r}: must be a real number or a (B,) array of them") from None
+    if not torch.isfinite(t).all() or (t < 0).any():
+        raise ValueError(f"rho={rho!r}: must be finite and >= 0 (one value or one per point)")
+    if t.ndim == 0:
+        return float(t)
+    if t.shape != (batch,):
+        raise ValueError(f"rho must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
+    return t
+
+
 # ------------------------------------------------------------------------------ experiments
 
 def ring_radial_map(r, rho: float, eta: float):
@@ -115,6 +142,9 @@ def ring_radial_map(r, rho: float, eta: float):
 
 def disk_starts(n: int, radius: float, seed: int = 0, r_min: float = 0.0) -> Tensor:
     """n points uniform in the annulus r_min < ‖x‖ < radius of R² (float64, seeded)."""
+    n, seed = check_count("n", n), check_count("seed", seed, minimum=0)
+    if not 0 <= check_tol("r_min", r_min) < check_tol("radius", radius, positive=True):
+        raise ValueError(f"r_min={r_min!r}: must be < radius={radius!r} (an empty annulus)")
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(n, generator=g, dtype=DTYPE)
     r = torch.sqrt(r_min**2 + u * (radius**2 - r_min**2))
@@ -191,6 +221,9 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
     """
     x_star = check_single_point(x_star, landscape.dim, "x_star")
     check_tol("offset", offset, positive=True)
+    if not (isinstance(window, tuple) and len(window) == 2
+            and 0 < check_tol("window[0]", window[0]) < check_tol("window[1]", window[1])):
+        raise ValueError(f"window={window!r}: must be (low, high) with 0 < low < high")
     check_count("steps", steps)
     v = torch.randn(x_star.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
     x0 = (x_star + offset * v / v.norm()).reshape(1, -1)
@@ -204,6 +237,12 @@ def measured_rate(landscape: Landscape, x_star, rho: float, eta: float, *, offse
 
 def linear_rate(dist: np.ndarray, window: tuple[int, int]) -> float:
     """Linear convergence rate from distances to the limit: exp(slope of log dist over window)."""
+    n = len(dist)
+    a, b = window
+    if not (isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)) and 0 <= a
+            and a + 2 <= b <= n):
+        raise ValueError(f"window={window!r}: must be step indices (a, b) with 0 <= a, "
+                         f"a + 2 <= b <= len(dist) = {n}")
     k = np.arange(*window)
     slope = np.polyfit(k, np.log(dist[window[0]:window[1]]), 1)[0]
     return float(np.exp(slope))
@@ -262,6 +301,18 @@ def noise_study(
     return out | {"sigma": sig}
 
 
+def _half_cell(grid: np.ndarray, name: str) -> float:
+    """Half the cell width of a uniform grid; a single value has no width (NaN edges before)."""
+    d = np.diff(np.asarray(grid, dtype=float))
+    if d.size == 0:
+        raise ValueError(f"hallucination_edges: the phase diagram has one {name} value; the "
+                         f"edges need >= 2 (a uniform grid) to know the cell width")
+    if not np.allclose(d, d[0], rtol=1e-6, atol=0.0):
+        raise ValueError(f"hallucination_edges: the {name} grid is not uniform; edges at "
+                         "centre ± half a cell need equal spacing (e.g. np.linspace)")
+    return float(d.mean()) / 2
+
+
 def hallucination_edges(pd: PhaseDiagram, min_fraction: float = 0.0) -> dict[str, np.ndarray]:
     """Empirical boundaries of the region where some start ends on a hallucinated point.
 
@@ -270,8 +321,10 @@ def hallucination_edges(pd: PhaseDiagram, min_fraction: float = 0.0) -> dict[str
     (NaN if none). For every ρ column: the upper edge in η of the last hallucinating cell.
     Uniform grids are assumed (edges at centre ± half a cell).
     """
+    if not 0 <= check_tol("min_fraction", min_fraction) < 1:
+        raise ValueError(f"min_fraction={min_fraction!r}: must lie in [0, 1)")
+    h_rho, h_eta = _half_cell(pd.rho, "rho"), _half_cell(pd.eta, "eta")
     hit = pd.fraction(EndState.HALLUCINATED) > min_fraction  # (n_rho, n_eta)
-    h_rho, h_eta = np.diff(pd.rho).mean() / 2, np.diff(pd.eta).mean() / 2
     lo = np.full(len(pd.eta), np.nan)
     hi = np.full(len(pd.eta), np.nan)
     top = np.full(len(pd.rho), np.nan)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 
-from ...checks import check_radius, is_int
+from ...checks import check_radius, check_real, is_int, plain
+from ...data import DATASETS
 from ...methods import get_method, method_names
 
 METHODS = method_names("full-batch")  # ("gd", "sam", "switch", "sgd-sam")
@@ -49,16 +50,20 @@ class FullBatchConfig:
     standardize: bool = True  # False: pixels in [0, 1], no per-channel standardisation
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # np.float32 rho, np.int64 seed: the Python numbers they hold
+            object.__setattr__(self, f.name, plain(getattr(self, f.name)))
         spec = get_method(self.method, "full-batch")
         check_radius(self.rho)
+        for name in ("lr", "weight_decay", "switch_frac", "init_scale", "label_noise"):
+            check_real(getattr(self, name), name)  # '0.1' or None: an error naming the field
         if not spec.sam and self.rho != 0:
             raise ValueError(f"method='gd' takes rho=0, got rho={self.rho!r}; use method='sam'")
         if self.method in ("sam", "switch") and self.rho <= 0:
             raise ValueError(f"method={self.method!r} needs rho > 0, got {self.rho!r}; "
                              "use method='gd' for rho=0")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if not self.lr > 0:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+        if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.switch_frac < 1:
             raise ValueError(f"switch_frac must be in [0, 1), got {self.switch_frac!r}")
@@ -67,9 +72,18 @@ class FullBatchConfig:
             v = getattr(self, name)
             if not is_int(v) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not is_int(self.seed) or self.seed < 0:  # seed='a' used to pass (and hash)
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r}: unknown; valid: {', '.join(DATASETS)}")
+        if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
+            raise ValueError(f"data_root={self.data_root!r}: must be None or a folder path")
+        if self.method == "sgd-sam" and self.batch_size > self.n_train:
+            raise ValueError(f"batch_size={self.batch_size} is larger than n_train="
+                             f"{self.n_train}; use a smaller batch_size")
         if not is_int(self.continue_steps) or self.continue_steps < 0:
             raise ValueError(f"continue_steps must be an int >= 0, got {self.continue_steps!r}")
-        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+        if not self.init_scale > 0:
             raise ValueError(f"init_scale must be a finite number > 0, got {self.init_scale!r}")
         if not 0 <= self.label_noise < 1:
             raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise!r}")
