@@ -93,3 +93,20 @@ def curve_report(C: np.ndarray, x: np.ndarray, c: np.ndarray, c_type: np.ndarray
     return {**lab, "attract": attract, "behind_min_on_max_curve": int(behind.sum()),
             "conjecture_counterexamples": conj,
             "theorem_counterexamples": conj[lab["folds_from_max"][conj] == 0]}
+
+
+def survey_folds(sv: dict) -> dict:
+    """Chapter 3b's cache: :func:`fold_study` on the survey's quartics and :func:`curve_report`
+    on its points (``sv``: the survey's data, arrays or JSON lists)."""
+    C = np.asarray(sv["coefficients"], float)
+    owner = np.asarray(sv["landscape"], int)
+    cps = critical_points(C)
+    crit = [np.array([p for _, p, _ in cp]) for cp in cps]
+    types = [[t for t, _, _ in cp] for cp in cps]
+    rep = curve_report(C[owner], np.asarray(sv["x"], float), np.asarray(sv["c"], float),
+                       np.asarray(sv["c_type"]), np.asarray(sv["rho"], float), crit, types, owner)
+    study = fold_study(C)
+    study.pop("run_point")
+    return {"study": study, "curves": {k: rep[k] for k in (
+        "ends", "folds", "on_max_curve", "folds_from_max", "conjecture_counterexamples",
+        "theorem_counterexamples", "behind_min_on_max_curve")}}
