@@ -123,7 +123,7 @@ def test_chapter3b_claims():
     past = behind & (ffm > 0)
     assert not (behind & (ffm == 0) & attract).any()  # the theorem, on the survey
     quoted = f"{int((past & attract).sum())} of {int(past.sum())} did"
-    for rel in PAGES:
+    for rel in (*PAGES, "book/claims.md"):
         text = _flat(rel)
         assert quoted in text and "0 of 306" not in text and "no counterexample" not in text
     ch3b = _flat("notebooks/ch03b_attraction.md")
@@ -134,3 +134,21 @@ def test_chapter3b_claims():
         assert f":label: {label}" in (ROOT / "notebooks/ch03b_attraction.md").read_text()
     assert "{admonition} Proposition" not in ch3b
     assert "*Proof.*" not in ch3b and "*Proof.*" not in _flat("notebooks/ch03_convergence.md")
+
+
+def test_claims_map_rows():
+    """Issue 27, item 4: one row per claim and question, each with a link and a status."""
+    text = (ROOT / "book/claims.md").read_text()
+    rows = [ln for ln in text.splitlines() if ln.startswith("| **")]
+    names = ("Existence", "Local convergence", "Networks", "Remedy", "Gradient norms",
+             "Continuation test", "Decaying", "When to switch", "Label noise", "Variants",
+             "Small")
+    assert len(rows) == len(names)
+    for name, row in zip(names, rows, strict=True):
+        assert row.startswith(f"| **{name}"), row
+        assert "](../notebooks/" in row or "{prf:ref}" in row, name
+        assert any(s in row for s in ("**supported", "**contradicted", "**open", "**answered")), name
+    for row in rows:  # the CIFAR evidence gives no verdict until the rebuild
+        if "CIFAR" in row.split("|")[3]:
+            assert "being rebuilt" in row, row
+    assert "- file: book/claims" in (ROOT / "_toc.yml").read_text()
