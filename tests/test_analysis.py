@@ -184,7 +184,7 @@ def test_remedy_summary_and_switch_plot(tmp_path):
     rs = an.load_set("cifar10-remedy", tmp_path)
     s = an.remedy_summary(rs)
     assert s == ("*GPU grid (sweep `cifar10-remedy`).* ρ=1: SAM 51.0%, best warm start 30% "
-                 "81.0% (+30.0 points, beyond the seed spread), decayed ρ 71.0%.")
+                 "81.0% (+30.0 points; per seed +30.0, +30.0, +30.0), decayed ρ 71.0%.")
     fig, ax = plt.subplots()
     an.plot_vs_switch(ax, rs, title="t")
     assert len(ax.get_legend().get_texts()) == 2  # rho = 1 and SGD
@@ -239,7 +239,7 @@ def test_tier_agreement_on_the_remedy(tmp_path):
     _tier(tmp_path, "cifar10-cpu-remedy", lambda c: 0.5 if c.method != "sgd" else 0.9)
     rs, cpu = an.chapter_sets("cifar10-remedy", tmp_path)
     t = an.tier_agreement(rs, cpu)
-    assert "the warm start helps beyond the seed spread at ρ ∈ {0.5, 1, 2} on the GPU grid " \
+    assert "the warm start's mean gain exceeds the larger seed std at ρ ∈ {0.5, 1, 2} on the GPU grid " \
            "and {} on the CPU tier" in t and t.count("differ") == 1
 
 

@@ -157,6 +157,26 @@ def continuation_text(rs: ResultSet, z: float = 3.0) -> str:
     return txt + "."
 
 
+def stall_slack(rs: ResultSet, rho: float, z: float = 3.0) -> list[dict[str, float]]:
+    """Per stalled plain-SAM run at ``rho``: its step-to-gradient ratio and the largest ratio
+    the stall test would still accept, z·(step's noise floor)/‖gradient‖. A ratio far below
+    that bound is a shrunken step, not one the probe shows to vanish."""
+    return [{"seed": r["seed"], "ratio": r["ratio"],
+             "admits": z * r["sam_step_se"] / r["grad_norm"]}
+            for r in probe_rows(rs, z) if r["stalled"] and r["rho"] == rho
+            and r["cell"][0] == "sam"]
+
+
+def continuation_ratios(rs: ResultSet) -> dict[float, list[float]]:
+    """Per ρ, for each plain-SAM run: the loss drop of SAM's own continuation divided by that
+    of SGD's continuation from the same weights (both one epoch at the small rate)."""
+    out: dict[float, list[float]] = {}
+    for r in probe_rows(rs):
+        if r["cell"][0] == "sam" and r["sam_drop"] is not None and r["sgd_drop"]:
+            out.setdefault(r["rho"], []).append(r["sam_drop"] / r["sgd_drop"])
+    return dict(sorted(out.items()))
+
+
 def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
     """A plain-language verdict from the probes that names its tier, or says it is owed.
 
@@ -189,9 +209,10 @@ def stall_verdict(rs: ResultSet, z: float = 3.0) -> str:
         "no": "No, at ρ ∈ {r}: SAM's expected step does not vanish where the gradient is "
               "resolved " + crit + ". ",
         "undecided": "Undecided at ρ ∈ {r}: the regularised gradient is within "
-                     f"{z:g} noise floors of zero in most runs, so the probe cannot tell a "
-                     "stall at a non-stationary point from a point that is stationary within "
-                     "noise; a larger probe (more batches) is needed there. ",
+                     f"{z:g} noise floors of zero in some runs (counts below), so the probe "
+                     "cannot tell a "
+                     "stall at a non-stationary point from a point that is stationary "
+                     "within noise; a larger probe (more batches) is needed there. ",
     }
     if s["kind"] == "undecided":
         head = clauses["undecided"].replace("at ρ ∈ {r}", "at every probed radius")
