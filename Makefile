@@ -25,6 +25,8 @@ install: $(STAMP)
 data: $(STAMP)
 	@$(PY) -m sam_hallucination.data fashion-mnist
 
+LAB_STAMP := $(VENV)/.lab-installed
+
 # The tests also need the optional extra `distributed` (Ray, for the sweep runner's Ray
 # backend); the book does not, so only the test targets depend on this stamp.
 TEST_STAMP := $(VENV)/.installed-distributed
@@ -32,8 +34,9 @@ $(TEST_STAMP): $(STAMP) pyproject.toml requirements.lock
 	$(PY) -m pip install -q -e '.[distributed]' -c requirements.lock
 	@touch $(TEST_STAMP)
 
-## Re-pin requirements.lock from the current .venv (after changing requirements.txt).
-lock: $(STAMP)
+## Re-pin requirements.lock from the current .venv (after changing requirements.txt); it
+## pins JupyterLab too (make lab, Binder), so it freezes with JupyterLab installed.
+lock: $(LAB_STAMP)
 	@{ sed -n '1,3p' requirements.lock; $(PY) -m pip freeze --exclude-editable \
 	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/' | LC_ALL=C sort -f; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
@@ -90,9 +93,8 @@ nbval: $(STAMP)
 
 ## Open the chapters in JupyterLab (installed into .venv on first use); the .md sources open
 ## as notebooks through jupytext's "Open With" menu.
-LAB_STAMP := $(VENV)/.lab-installed
-$(LAB_STAMP): $(STAMP)
-	$(PY) -m pip install -q "jupyterlab>=4"
+$(LAB_STAMP): $(STAMP) requirements.lock
+	$(PY) -m pip install -q jupyterlab -c requirements.lock
 	@touch $(LAB_STAMP)
 
 lab: $(LAB_STAMP)
