@@ -7,7 +7,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed
 NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: install lock execute figures book html test unit nbval lint bench browser-check mathjax lab clean
+.PHONY: install lock data execute figures book html test unit nbval lint bench browser-check mathjax lab clean
 
 # requirements.txt lists what we use; requirements.lock pins every installed version, so a
 # new upstream release cannot change the checked outputs or add a Sphinx warning unseen.
@@ -20,6 +20,13 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+## Find or fetch the data sets the chapters and tests need (Fashion-MNIST: Debian's folder,
+## else a hash-checked download into the data cache); offline without it, one line and exit 1.
+data: $(STAMP)
+	@$(PY) -m sam_hallucination.data fashion-mnist
+
+LAB_STAMP := $(VENV)/.lab-installed
+
 # The tests also need the optional extra `distributed` (Ray, for the sweep runner's Ray
 # backend); the book does not, so only the test targets depend on this stamp.
 TEST_STAMP := $(VENV)/.installed-distributed
@@ -27,8 +34,9 @@ $(TEST_STAMP): $(STAMP) pyproject.toml requirements.lock
 	$(PY) -m pip install -q -e '.[distributed]' -c requirements.lock
 	@touch $(TEST_STAMP)
 
-## Re-pin requirements.lock from the current .venv (after changing requirements.txt).
-lock: $(STAMP)
+## Re-pin requirements.lock from the current .venv (after changing requirements.txt); it
+## pins JupyterLab too (make lab, Binder), so it freezes with JupyterLab installed.
+lock: $(LAB_STAMP)
 	@{ sed -n '1,3p' requirements.lock; $(PY) -m pip freeze --exclude-editable \
 	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/' | LC_ALL=C sort -f; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
@@ -39,6 +47,8 @@ MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c
 MATHJAX := .cache/static/mathjax/tex-mml-chtml.js
 
 $(MATHJAX):
+	@command -v npm >/dev/null || { echo "npm not found (it fetches MathJax): apt-get install npm \
+	  (Debian/Ubuntu), or install Node.js from nodejs.org"; exit 1; }
 	rm -rf .cache/mathjax-npm .cache/static/mathjax && mkdir -p .cache/mathjax-npm .cache/static/mathjax
 	cd .cache/mathjax-npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
 	  && echo "$(MATHJAX_SHA256)  mathjax-$(MATHJAX_VERSION).tgz" | sha256sum -c --quiet \
@@ -50,7 +60,7 @@ $(MATHJAX):
 mathjax: $(MATHJAX)
 
 ## Execute every chapter with papermill, in _toc.yml order (PROFILE=quick|full).
-execute: $(STAMP)
+execute: $(STAMP) data
 	$(PY) scripts/execute_chapters.py --profile $(PROFILE)
 
 ## The main job: install, execute the chapters, build the HTML (warnings are errors).
@@ -70,22 +80,21 @@ browser-check: html
 	$(PY) tools/browser_check.py _build/html $(BROWSER_CHECK_ARGS)
 
 ## Every test: lint, unit tests, then nbval on every executed chapter.
-test: lint unit nbval
+test: data lint unit nbval
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts tools $(wildcard benchmarks)
 
 unit: $(TEST_STAMP)
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -rs -p no:cacheprovider
 
 nbval: $(STAMP)
 	$(NBVAL) $$($(PY) scripts/execute_chapters.py --list | sed 's/\.md$$/.ipynb/')
 
 ## Open the chapters in JupyterLab (installed into .venv on first use); the .md sources open
 ## as notebooks through jupytext's "Open With" menu.
-LAB_STAMP := $(VENV)/.lab-installed
-$(LAB_STAMP): $(STAMP)
-	$(PY) -m pip install -q "jupyterlab>=4"
+$(LAB_STAMP): $(STAMP) requirements.lock
+	$(PY) -m pip install -q jupyterlab -c requirements.lock
 	@touch $(LAB_STAMP)
 
 lab: $(LAB_STAMP)

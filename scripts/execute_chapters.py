@@ -6,6 +6,10 @@ written as ``notebooks/<name>.ipynb``: the executed notebook the book renders
 and the reference outputs that nbval checks. Any cell error stops the run with
 a non-zero exit status.
 
+The chapter executes into a temporary folder; the committed ``.ipynb`` is replaced
+only when every cell succeeded, so a failed chapter leaves the tree untouched and
+the failed notebook is kept (its path is printed) for reading the traceback.
+
     python scripts/execute_chapters.py                   # every chapter, profile quick
     python scripts/execute_chapters.py --profile full    # recompute (may need a GPU)
     python scripts/execute_chapters.py notebooks/ch01_sam.md
@@ -14,7 +18,10 @@ a non-zero exit status.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +31,17 @@ import papermill as pm
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every chapter's ``profile`` parameter takes one of these (tests/test_execute_chapters.py
+# checks the library's per-chapter PROFILES tables have exactly these keys).
+PROFILES = ("quick", "full")
+
+
+class ChapterFailed(Exception):
+    """A chapter did not execute; ``kept`` is the failed notebook, outside the tree."""
+
+    def __init__(self, message: str, kept: Path) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 def toc_chapters(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
@@ -51,27 +69,39 @@ def toc_chapters(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
 
 
 def execute(src: Path, profile: str, kernel: str = "python3") -> Path:
-    """Convert one chapter with jupytext and execute it with papermill."""
+    """Convert one chapter with jupytext, execute it with papermill, and only on success
+    replace ``notebooks/<name>.ipynb``; on failure raise :class:`ChapterFailed`."""
+    if profile not in PROFILES:
+        raise SystemExit(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     if not src.exists():
         raise SystemExit(f"chapter source not found: {src}")
     nb = jupytext.read(src)
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,md:myst"
     dst = src.with_suffix(".ipynb")
-    tmp = dst.with_name(f".{dst.stem}.input.ipynb")
-    jupytext.write(nb, tmp)
+    work = Path(tempfile.mkdtemp(prefix=f"chapter-{src.stem}-"))
+    tmp_in, tmp_out = work / f"{src.stem}.input.ipynb", work / dst.name
+    jupytext.write(nb, tmp_in)
     try:
         pm.execute_notebook(
-            str(tmp),
-            str(dst),
+            str(tmp_in),
+            str(tmp_out),
             parameters={"profile": profile},
             kernel_name=kernel,
             cwd=str(src.parent),
             progress_bar=False,
             request_save_on_cell_execute=False,
         )
-    finally:
-        tmp.unlink(missing_ok=True)
-    _tidy(dst)
+    except Exception as e:  # a cell error, a dead kernel, a bad kernel name...
+        tmp_in.unlink(missing_ok=True)
+        what = (f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+                if isinstance(e, pm.PapermillExecutionError) else f"{type(e).__name__}: {e}")
+        raise ChapterFailed(what, tmp_out) from e
+    _tidy(tmp_out)
+    # Copy beside the target, then rename: the committed file is replaced in one step.
+    staged = dst.with_name(f".{dst.name}.new")
+    shutil.copyfile(tmp_out, staged)
+    os.replace(staged, dst)
+    shutil.rmtree(work, ignore_errors=True)
     return dst
 
 
@@ -110,7 +140,8 @@ def _tidy(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("chapters", nargs="*", type=Path, help="chapter sources (default: all, in _toc.yml order)")
-    ap.add_argument("--profile", default="quick", help="papermill parameter 'profile' (quick | full)")
+    ap.add_argument("--profile", default="quick", choices=PROFILES,
+                    help="papermill parameter 'profile' (quick: load results; full: recompute)")
     ap.add_argument("--kernel", default="python3")
     ap.add_argument("--list", action="store_true", help="print the chapter sources and exit")
     args = ap.parse_args(argv)
@@ -120,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for src in chapters:
         t0 = time.perf_counter()
-        print(f"executing {src.relative_to(ROOT)} (profile={args.profile}) ...", flush=True)
+        shown = src.relative_to(ROOT) if src.is_relative_to(ROOT) else src
+        print(f"executing {shown} (profile={args.profile}) ...", flush=True)
         try:
             execute(src, args.profile, args.kernel)
-        except pm.PapermillExecutionError as e:
-            print(f"FAILED: {src.name}: cell {e.exec_count}: {e.ename}: {e.evalue}", file=sys.stderr)
+        except ChapterFailed as e:
+            kept = e.kept if e.kept.exists() else e.kept.parent
+            print(f"FAILED: {src.name}: {e}; {src.with_suffix('.ipynb').name} left unchanged, "
+                  f"the failed notebook is kept at {kept}", file=sys.stderr)
             return 1
         print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0

@@ -30,14 +30,11 @@ from sam_hallucination.experiments import RunConfig, get_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SESSION = REPO / "scripts" / "gpu_session.sh"
-FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 COMMITTED_RUN = "smoke/fashion-mnist_mlp_sgd_s0_080dd8d1.json"  # first run of the sweep
 OUT_NAMES = {"results_new.tar.gz", "session.log", "bench_train_step.txt", "results_new.tar.gz.part"}
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
-needs_fashion = pytest.mark.skipif(
-    not FASHION.exists(),
-    reason="Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist (the smoke sweep needs it)")
+needs_fashion = pytest.mark.usefixtures("fashion_mnist")  # the smoke sweep needs it (conftest)
 
 
 def load_script(name: str) -> ModuleType:
@@ -71,10 +68,8 @@ def out_files(out: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def session(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: Any) -> dict[str, Any]:
     """Kill a session once its first run is archived, then resume it with the benchmark."""
-    if not FASHION.exists():
-        pytest.skip("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist")
     tmp = tmp_path_factory.mktemp("gpu")
     (tmp / "committed" / "smoke").mkdir(parents=True)
     shutil.copy(REPO / "results" / COMMITTED_RUN, tmp / "committed" / COMMITTED_RUN)

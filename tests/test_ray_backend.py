@@ -25,7 +25,6 @@ import torch
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[distributed]'")
 psutil = pytest.importorskip("psutil")
 
-from sam_hallucination.data import load_dataset  # noqa: E402
 from sam_hallucination.experiments import Sweep, get_sweep, load_results, main, run_sweep  # noqa: E402
 from sam_hallucination.runs.ray_backend import FAILURES_LOG  # noqa: E402
 
@@ -124,8 +123,8 @@ def local_ray():
 
 
 @pytest.fixture(scope="module")
-def fashion():
-    return load_dataset("fashion-mnist")
+def fashion(fashion_mnist):
+    return fashion_mnist
 
 
 def test_smoke_sweep_on_ray_equals_serial(tmp_path, local_ray, fashion):

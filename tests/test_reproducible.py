@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_hallucination.data import load_dataset
 from sam_hallucination.experiments import RunConfig
 from sam_hallucination.runs.loop import train
 from sam_hallucination.runs.sweeps import get_sweep
@@ -47,11 +46,8 @@ def committed(method: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fashion():
-    try:
-        return load_dataset("fashion-mnist")
-    except FileNotFoundError as e:
-        pytest.skip(f"Fashion-MNIST not installed ({e}); apt-get install dataset-fashion-mnist")
+def fashion(fashion_mnist):
+    return fashion_mnist
 
 
 @pytest.mark.parametrize("method", ["sgd", "sam"])

@@ -36,3 +36,17 @@ def test_binder_installs_cpu_torch_and_a_front_end_only():
     for dev in ("ruff", "pytest", "selenium", "jupyter-book", "nbval", "papermill"):
         assert not any(ln.startswith(dev) for ln in lines), dev
     assert "pip install --no-deps -e ." in (ROOT / "binder/postBuild").read_text()
+
+
+def test_binder_and_make_lab_use_the_lock_files_versions():
+    lock = dict(ln.split("==") for ln in (ROOT / "requirements.lock").read_text().splitlines()
+                if "==" in ln and not ln.startswith("#"))
+    lock = {k.lower().replace("_", "-"): v for k, v in lock.items()}
+    req = (ROOT / "binder/requirements.txt").read_text().splitlines()
+    pins = [ln.split("#")[0].strip() for ln in req if "==" in ln.split("#")[0]]
+    assert pins and all(">" not in ln for ln in req if not ln.startswith("#"))
+    for pin in pins:
+        name, version = pin.split("==")
+        assert lock[name.lower()] == version.split("+")[0], pin
+    assert "jupyterlab" in lock
+    assert "pip install -q jupyterlab -c requirements.lock" in (ROOT / "Makefile").read_text()

@@ -30,16 +30,19 @@ from .registry import ImageDataset, get_spec
 from .sources import READERS, resolve_cache_dir
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False,
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool | None = None,
                  cache_dir: str | os.PathLike | None = None) -> ImageDataset:
     """Load a data set by registry name.
 
     ``root`` is the folder holding the source files (default: $SAM_DATA_DIR or
-    <repo>/../shared/data; for Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist
-    when present). For ``"cifar10-jpeg"`` ``root`` may also be the .npz file itself.
+    <repo>/../shared/data; for Fashion-MNIST, first Debian's /usr/share/datasets/fashion-mnist
+    or $SAM_FASHION_MNIST_DIR; for MNIST and Fashion-MNIST, last the data cache).
+    For ``"cifar10-jpeg"`` ``root`` may also be the .npz file itself.
     ``download=True`` fetches missing official files (CIFAR, MNIST, Fashion-MNIST) and
-    checks their known hashes. Corrupted files raise :class:`DataIntegrityError`
-    (a ValueError); missing files raise FileNotFoundError saying what to put where.
+    checks their known hashes; the default (None) fetches only the small sets
+    (``auto_fetch``: MNIST, Fashion-MNIST) into the data cache, and only without ``root``.
+    Corrupted files raise :class:`DataIntegrityError` (a ValueError); missing files raise
+    FileNotFoundError saying what to put where, in one line.
     """
     spec = get_spec(name)
     base = Path(root).expanduser() if root is not None else None

@@ -37,6 +37,9 @@ class DatasetSpec:
     classes: tuple[str, ...] | None = None  # class names when the files do not hold them
     # Other files that hold the same data, tried in order when ``file`` is absent.
     alt_files: tuple[str, ...] = ()
+    # Fetch the official files into the data cache when absent and no folder was named:
+    # only for small sets whose every file has a pinned hash.
+    auto_fetch: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -68,8 +71,9 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                         "cifar10_jpeg.npz": "sha256:b1091c5ea41ae05745b054dfe78e169e8ec1f4dc2df00"
                                             "4961759ace1b182b15c"}),
     DatasetSpec("fashion-mnist", "Fashion-MNIST", 60_000, "idx", (0.2860,), (0.3530,),
+                # the official files; their md5s are those the Fashion-MNIST README publishes
                 url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                classes=FASHION_CLASSES, hashes=_idx_hashes(
+                classes=FASHION_CLASSES, auto_fetch=True, hashes=_idx_hashes(
                     {"train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
                      "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
                      "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
@@ -80,7 +84,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                      "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965"})),
     DatasetSpec("mnist", "MNIST", 60_000, "idx", (0.1307,), (0.3081,),
                 url="https://ossci-datasets.s3.amazonaws.com/mnist/",
-                classes=tuple(str(i) for i in range(10)), hashes=_idx_hashes(
+                classes=tuple(str(i) for i in range(10)), auto_fetch=True, hashes=_idx_hashes(
                     {"train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
                      "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
                      "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",

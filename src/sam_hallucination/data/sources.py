@@ -6,12 +6,10 @@ Every reader takes ``(spec, root, download, cache)`` and returns an
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
 import pickle
-import struct
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -21,9 +19,23 @@ import numpy as np
 
 from ..checks import repo_root
 from .cache import NPZ_ERRORS, check_decoded, read_checked_cache, write_checked_cache
+from .idx import _parse_idx, _read_bytes
 from .registry import DATASETS, IDX_FILES, DataIntegrityError, DatasetSpec, ImageDataset
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Where Debian's dataset-fashion-mnist package is looked for; tests point it elsewhere to
+# see what a machine without the package sees.
+FASHION_DIR_ENV = "SAM_FASHION_MNIST_DIR"
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A data set is neither on disk nor downloadable; the message is one line saying how."""
+
+
+def fashion_debian_dir() -> Path:
+    """Debian's Fashion-MNIST folder: $SAM_FASHION_MNIST_DIR, else /usr/share/datasets/..."""
+    env = os.environ.get(FASHION_DIR_ENV)
+    return Path(env).expanduser() if env else FASHION_DEBIAN_DIR
 
 
 def data_dir() -> Path:
@@ -129,47 +141,54 @@ def _read_cifar_tar(path: Path, spec: DatasetSpec) -> ImageDataset:
 # ----------------------------------------------------------------------------- IDX
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (``.gz`` or raw) of unsigned bytes into a numpy array."""
-    data = _read_bytes(Path(path))
-    return _parse_idx(data, Path(path))
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    """``stem.gz`` or ``stem`` in ``folder``, whichever exists (the .gz first)."""
+    return next((p for p in (folder / f"{stem}.gz", folder / stem) if p.exists()), None)
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
+def idx_folders(spec: DatasetSpec, cache: Path) -> list[Path]:
+    """Where an IDX set is looked for, in order: Debian's folder (Fashion-MNIST), the data
+    folder, the data cache (where :func:`locate_idx` downloads it)."""
+    debian = [fashion_debian_dir()] if spec.name == "fashion-mnist" else []
+    return [*debian, data_dir() / spec.name, cache / spec.name]
+
+
+def locate_idx(spec: DatasetSpec, root: Path | None, download: bool | None, cache: Path
+               ) -> list[Path]:
+    """The four IDX files of ``spec``: in ``root``, else the first of :func:`idx_folders`
+    holding all four, else downloaded (hash-checked) into the cache.
+
+    ``download=None`` downloads only when no ``root`` was named and the spec allows it.
+    Missing and not downloadable: :class:`DatasetUnavailable`, one line naming both ways.
+    """
+    folders = [root] if root is not None else idx_folders(spec, cache)
+    for folder in folders:
+        found = [_idx_file(folder, stem) for stem in IDX_FILES]
+        if all(found):
+            return found  # type: ignore[return-value]
+    fetch = download if download is not None else (root is None and spec.auto_fetch)
+    target = root if root is not None else cache / spec.name
+    apt = " apt-get install dataset-fashion-mnist (Debian/Ubuntu), or" \
+        if spec.name == "fashion-mnist" else ""
+    looked = ", ".join(str(f) for f in folders)
+    if fetch:
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataIntegrityError(f"{path} is not a valid gzip file ({e})") from e
-    return raw
+            return [_fetch(f"{stem}.gz", target, f"{spec.url}{stem}.gz",
+                           spec.hashes[f"{stem}.gz"], True) for stem in IDX_FILES]
+        except FileNotFoundError as e:  # offline or an HTTP error: the cause's type says which
+            raise DatasetUnavailable(
+                f"{spec.display} not found in {looked} and its download from {spec.url} "
+                f"failed ({type(e.__cause__ or e).__name__}):{apt} rerun online to "
+                f"fetch it into {target}") from e
+    raise DatasetUnavailable(
+        f"{spec.display} not found in {looked}:{apt} put the four IDX files "
+        f"({', '.join(f'{s}.gz' for s in IDX_FILES)}) in {target}, "
+        f"or call load_dataset(..., download=True) to fetch them from {spec.url}")
 
 
-def _parse_idx(data: bytes, path: Path) -> np.ndarray:
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataIntegrityError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    n = int(np.prod(dims))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != n:
-        raise DataIntegrityError(f"{path} is truncated: {body.size} bytes for shape {dims}")
-    return body.reshape(dims)
-
-
-def _load_idx_set(spec: DatasetSpec, root: Path, download: bool) -> ImageDataset:
-    key = spec.name
+def _load_idx_set(spec: DatasetSpec, paths: list[Path]) -> ImageDataset:
     arrays = []
-    for stem in IDX_FILES:
-        raw_path, gz_path = root / stem, root / f"{stem}.gz"
-        path = gz_path if gz_path.exists() else raw_path if raw_path.exists() else None
-        if path is None:
-            if not download:
-                hint = (" On Debian/Ubuntu: apt-get install dataset-fashion-mnist."
-                        if key == "fashion-mnist" else "")
-                raise _missing(gz_path, spec.url + gz_path.name, hint)
-            path = _fetch(gz_path.name, root, spec.url + gz_path.name,
-                          spec.hashes[gz_path.name], True)
+    for stem, path in zip(IDX_FILES, paths, strict=True):
         data = _read_bytes(path)
         # Verify the uncompressed content, so official and repackaged .gz files both pass.
         known = spec.hashes.get(stem)
@@ -315,7 +334,7 @@ def synthetic_dataset(n_train: int = 1024, n_test: int = 256, num_classes: int =
 
 
 # ----------------------------------------------------------------------------- readers
-Reader = Callable[[DatasetSpec, "Path | None", bool, Path], ImageDataset]
+Reader = Callable[[DatasetSpec, "Path | None", "bool | None", Path], ImageDataset]
 
 
 def read_cifar_tar(spec: DatasetSpec, root: Path | None, download: bool, cache: Path
@@ -325,13 +344,10 @@ def read_cifar_tar(spec: DatasetSpec, root: Path | None, download: bool, cache: 
     return _read_cifar_tar(path, spec)
 
 
-def read_idx_set(spec: DatasetSpec, root: Path | None, download: bool, cache: Path
+def read_idx_set(spec: DatasetSpec, root: Path | None, download: bool | None, cache: Path
                  ) -> ImageDataset:
-    """The four IDX files, gzipped or not (Fashion-MNIST: Debian's copy when present)."""
-    if root is None:
-        debian = spec.name == "fashion-mnist" and (FASHION_DEBIAN_DIR / f"{IDX_FILES[0]}.gz").exists()
-        root = FASHION_DEBIAN_DIR if debian else data_dir() / spec.name
-    return _load_idx_set(spec, root, download)
+    """The four IDX files, gzipped or not, found or fetched by :func:`locate_idx`."""
+    return _load_idx_set(spec, locate_idx(spec, root, download, cache))
 
 
 def read_jpeg_npz(spec: DatasetSpec, root: Path | None, download: bool, cache: Path

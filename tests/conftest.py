@@ -1,0 +1,27 @@
+"""Shared fixtures. A test that needs a data set asks for it here, so a missing data set is
+never a silent pass: it skips the test with the loader's one line (``make unit`` prints skip
+reasons), and under ``CI=true`` it stops the whole run with that line."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sam_hallucination.data import ImageDataset, load_dataset
+
+
+def require_dataset(name: str) -> ImageDataset:
+    """``load_dataset(name)``, or skip (stop the run, under CI=true) with its one-line error."""
+    try:
+        return load_dataset(name)
+    except FileNotFoundError as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.exit(f"missing data set (CI=true): {e}", returncode=1)
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist() -> ImageDataset:
+    """Fashion-MNIST, found (Debian's folder, the data folder, the cache) or fetched."""
+    return require_dataset("fashion-mnist")
