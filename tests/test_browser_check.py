@@ -294,3 +294,47 @@ def test_browser_run_passes_a_clean_page_and_names_each_problem(tmp_path, capsys
     assert (tmp_path / "shots" / "index.png").stat().st_size > 1000
     assert (tmp_path / "shots" / "index.top.png").stat().st_size > 1000
     assert (tmp_path / "shots" / "index.phone.png").stat().st_size > 1000
+
+
+def test_figure_text_problems_scale_the_drawn_text():
+    figs = [
+        {"src": "a.png", "scale": 0.5, "minFont": float("nan")},
+        {"src": "b.png", "scale": 0.9, "minFont": float("nan")},
+    ]
+    problems = bc.figure_text_problems(figs, "390 px")
+    assert len(problems) == 1 and "a.png" in problems[0] and "5.5 px" in problems[0]
+    # a page that states its smallest text (data-min-font-px) is measured by it
+    assert bc.figure_text_problems([{"src": "c.svg", "scale": 0.5, "minFont": 20.0}], "390 px") == []
+
+
+@needs_chromium
+def test_browser_run_fails_cut_off_math_and_phone_overflow(tmp_path, capsys):
+    html = tmp_path / "html"
+    html.mkdir()
+    math = (
+        "<div class='math' style='width: {box}px'><span class='eqno' style='float: right'>(1)</span>"
+        "<mjx-container><mjx-math style='display: inline-block; width: {w}px; height: 20px'></mjx-math>"
+        "</mjx-container></div>"
+    )
+    (html / "index.html").write_text(
+        "<html><body><article class='bd-article'>"
+        + math.format(box=300, w=100)
+        + "<table><tr><td>label</td><td>4.32e-02</td></tr></table></article></body></html>"
+    )
+    (html / "cut.html").write_text(
+        "<html><body><article class='bd-article'>" + math.format(box=300, w=600) + "</article></body></html>"
+    )
+    (html / "phone.html").write_text(
+        "<html><body><article class='bd-article'><div class='pst-scrollable-table-container' "
+        "style='overflow-x: auto'><table><tr>" + "<td>0.123456</td>" * 30 + "</tr></table></div>"
+        "<table style='width: 60px'><tr><td>x</td><td style='width: 30px'>4.32e-02</td></tr></table>"
+        "</article></body></html>"
+    )
+    status = bc.main([str(html), "--out", str(tmp_path / "shots")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "PASS index.html" in out and "FAIL cut.html" in out and "FAIL phone.html" in out
+    assert "cut off at 1280 px: equation (1) 600 px wide in 300 px" in out
+    assert "cut off at 390 px: equation (1)" in out
+    assert "overflows sideways at 390 px: div.pst-scrollable-table-container scrolls" in out
+    assert "number broken across lines at 390 px: '4.32e-02'" in out

@@ -20,7 +20,12 @@ On each page the check asserts:
   390 px phone width, every image in the article has a real ``alt`` text (not empty,
   not a file path), and no figure is shown below 90% of the width it was drawn at (1280 px);
 * no code cell, code output or table overflows sideways at 1280 px (a horizontal scroll
-  bar hides columns);
+  bar hides columns), and at 390 px no code output, table or table's scroll wrapper does
+  (code inputs may scroll there), and no number in a table cell breaks across lines;
+* no display equation is cut off: its rendered content is no wider than its box and does
+  not run under its equation number, at 1280 px and at 390 px;
+* figure text as shown at 390 px (the drawn text size times the shown scale) is at least
+  9 CSS px: a note per figure, a failure with ``--strict-figure-text``;
 * the page weighs at most 2 MB: its HTML plus the local images it shows;
 * pages named with ``--expect-animation`` hold a matplotlib ``to_jshtml`` animation whose
   frames exist and whose "next frame" button changes the picture (skipped, with a note,
@@ -73,6 +78,8 @@ MAX_PAGE_BYTES = 2_000_000  # a page's own HTML plus its local images
 # A figure shown below this fraction of the width it was drawn at has text smaller than drawn
 # (the book draws 9-pt text or larger at 88 px per inch: 11 px at full size).
 MIN_FIGURE_SCALE = 0.9
+DRAWN_TEXT_PX = 11.0  # the smallest text the book's figures draw, px at 100% (plotting.use_book_style)
+MIN_FIGURE_TEXT_PX = 9.0  # the smallest figure text a reader should get, CSS px, at any width
 MAX_SCREENSHOT_HEIGHT = 20000  # px; longer pages are cut (the check itself covers all)
 
 # Sphinx pages that are not content, and folders that hold no pages.
@@ -418,6 +425,86 @@ for (const el of document.querySelectorAll(sel)) {
 return out;
 """
 
+# Display math whose rendered content is wider than its box, or runs under its equation number.
+_JS_MATH_OVERFLOW = r"""
+const out = [];
+for (const box of document.querySelectorAll('.bd-article div.math, article div.math')) {
+  if (box.offsetParent === null) continue;
+  const math = box.querySelector('mjx-container mjx-math, .MathJax_Display');
+  if (!math) continue;
+  const c = box.getBoundingClientRect(), m = math.getBoundingClientRect();
+  const eqno = box.querySelector('.eqno');
+  const e = eqno ? eqno.getBoundingClientRect() : null;
+  const tex = (box.textContent || '').trim().slice(0, 60).replace(/\s+/g, ' ');
+  const label = eqno ? eqno.textContent.trim() + ' ' : '';
+  if (m.width > c.width + 1 || m.left < c.left - 1 || m.right > c.right + 1) {
+    out.push('equation ' + label + Math.round(m.width) + ' px wide in ' + Math.round(c.width) + ' px: ' + tex);
+  } else if (e && e.width > 0 && m.right > e.left + 1 && m.left < e.right - 1
+             && m.top < e.bottom && m.bottom > e.top) {
+    out.push('equation ' + label + 'runs ' + Math.round(m.right - e.left) + ' px under its number: ' + tex);
+  }
+}
+return out;
+"""
+
+# At a phone width: tables and code outputs whose scroll wrapper (or the block itself) is wider
+# than its box. Code *inputs* may scroll; results may not.
+_JS_PHONE_OVERFLOW = r"""
+const sel = '.cell_output, .cell_output pre, .cell_output .output, .cell_output table, '
+          + 'article table, article .table-wrapper, article .pst-scrollable-table-container, '
+          + 'article .text-tables, article .table-container';
+const out = [];
+const col = document.querySelector('.bd-article, article');
+const colRight = col ? col.getBoundingClientRect().right : window.innerWidth;
+for (const el of document.querySelectorAll(sel)) {
+  if (el.offsetParent === null) continue;
+  const r = el.getBoundingClientRect();
+  const what = el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '');
+  const text = (el.textContent || '').trim().slice(0, 60).replace(/\s+/g, ' ');
+  const edge = Math.min(colRight, window.innerWidth);
+  if (el.scrollWidth > el.clientWidth + 1) {
+    out.push(what + ' scrolls: ' + el.scrollWidth + ' px in ' + el.clientWidth + ' px: ' + text);
+  } else if (r.right > edge + 1) {
+    out.push(what + ' runs past the column by ' + Math.round(r.right - edge) + ' px: ' + text);
+  }
+}
+return out;
+"""
+
+# Numbers in table cells that wrap onto two lines ("4.32e-" / "02").
+_JS_BROKEN_NUMBERS = r"""
+const out = [];
+const num = /^[\s+\-\u2212]*[0-9][0-9.,eE+\-\u2212%\u00d7]*$/;
+for (const td of document.querySelectorAll('article td, article th')) {
+  if (td.offsetParent === null) continue;
+  const t = (td.textContent || '').trim();
+  if (!num.test(t) || t.length < 3) continue;
+  const range = document.createRange();
+  range.selectNodeContents(td);
+  const lines = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0).map(r => Math.round(r.top)));
+  if (lines.size > 1) out.push(t);
+}
+return out;
+"""
+
+# Text in figures as shown: the smallest SVG text (its rendered height) and, for raster
+# figures, the drawn text size times the shown scale (the book draws text >= 11 px at 100%).
+_JS_FIGURE_TEXT = r"""
+const out = [];
+for (const img of document.querySelectorAll('.bd-article img, article img')) {
+  if (img.offsetParent === null || !img.complete || !img.naturalWidth) continue;
+  const r = img.getBoundingClientRect();
+  if (r.width < 50) continue;
+  const w = parseFloat(img.style.width);
+  const src = img.getAttribute('src') || '';
+  const drawn = !isNaN(w) ? w : (src.endsWith('.svg') ? img.naturalWidth : null);
+  if (!drawn) continue;
+  out.push({src: src.slice(0, 100), scale: r.width / drawn,
+            minFont: parseFloat(img.dataset.minFontPx || 'NaN')});
+}
+return out;
+"""
+
 # Checks every matplotlib to_jshtml animation on the page; steps one frame forward.
 _JS_ANIMATION = r"""
 const done = arguments[arguments.length - 1];
@@ -479,9 +566,12 @@ def full_page_screenshot(driver, path: Path) -> None:
         driver.save_screenshot(str(path))
 
 
-def viewport_screenshot(driver, path: Path, size: tuple[int, int], mobile: bool) -> list[dict]:
+def viewport_screenshot(
+    driver, path: Path, size: tuple[int, int], mobile: bool, scripts: Sequence[str] | None = None
+) -> list:
     """Emulate a ``size`` viewport (CSS px), save a screenshot of the first screen, and return
-    the shown and natural sizes of the images at that width; then restore the window."""
+    the shown and natural sizes of the images at that width (or, given ``scripts``, the result
+    of each script run at that width, in order); then restore the window."""
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -494,7 +584,9 @@ def viewport_screenshot(driver, path: Path, size: tuple[int, int], mobile: bool)
             "requestAnimationFrame(() => done())), 150);"
         )
         driver.save_screenshot(str(path))
-        return driver.execute_script(_JS_IMAGE_SIZES)
+        if scripts is None:
+            return driver.execute_script(_JS_IMAGE_SIZES)
+        return [driver.execute_script(js) for js in scripts]
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
@@ -508,6 +600,22 @@ def _aspect_problems(sizes: list[dict], where: str) -> list[str]:
             problems.append(
                 f"image out of proportion at {where}: natural {x['nw']}x{x['nh']}, shown "
                 f"{x['sw']:.0f}x{x['sh']:.0f} ({d:.0%} off): {x['src']}"
+            )
+    return problems
+
+
+def figure_text_problems(figures: list[dict], where: str) -> list[str]:
+    """One problem per figure whose smallest text is shown below MIN_FIGURE_TEXT_PX: the
+    text's own measured size where the page gives it (``data-min-font-px``, scaled by how
+    much the figure is shrunk), else the book's drawn text size times the shown scale."""
+    problems = []
+    for f in figures:
+        drawn_px = f["minFont"] if f.get("minFont") == f.get("minFont") and f.get("minFont") else DRAWN_TEXT_PX
+        shown = drawn_px * f["scale"]
+        if shown < MIN_FIGURE_TEXT_PX:
+            problems.append(
+                f"figure text shown at {shown:.1f} px at {where} (figure at {f['scale']:.0%} of its drawn "
+                f"width; at least {MIN_FIGURE_TEXT_PX} px needed): {f['src']}"
             )
     return problems
 
@@ -565,7 +673,14 @@ class LinkChecker:
 
 
 def check_page(
-    driver, origin: str, server, links: LinkChecker, page: str, out_dir: Path, expect_animation: bool
+    driver,
+    origin: str,
+    server,
+    links: LinkChecker,
+    page: str,
+    out_dir: Path,
+    expect_animation: bool,
+    strict_figure_text: bool = False,
 ) -> PageResult:
     """Load ``page`` and run every assertion on it."""
     res = PageResult(page)
@@ -621,9 +736,11 @@ def check_page(
                 f"(drawn {x['drawnWidth']:.0f} px, shown {x['sw']:.0f} px; its text is smaller than drawn): {x['src']}"
             )
 
-    # Outputs and tables that overflow sideways.
+    # Outputs and tables that overflow sideways; display math wider than its box.
     for what in driver.execute_script(_JS_OVERFLOW)[:10]:
         res.problems.append(f"overflows sideways at {WINDOW[0]} px: {what}")
+    for what in driver.execute_script(_JS_MATH_OVERFLOW)[:10]:
+        res.problems.append(f"cut off at {WINDOW[0]} px: {what}")
 
     # Page weight.
     weight = page_weight(links.html_dir, page)
@@ -647,8 +764,20 @@ def check_page(
 
     full_page_screenshot(driver, screenshot_path(out_dir, page))
     viewport_screenshot(driver, screenshot_path(out_dir, page, "top"), FIRST_SCREEN, mobile=False)
-    phone_sizes = viewport_screenshot(driver, screenshot_path(out_dir, page, "phone"), PHONE, mobile=True)
+    phone = viewport_screenshot(
+        driver,
+        screenshot_path(out_dir, page, "phone"),
+        PHONE,
+        mobile=True,
+        scripts=(_JS_IMAGE_SIZES, _JS_MATH_OVERFLOW, _JS_PHONE_OVERFLOW, _JS_BROKEN_NUMBERS, _JS_FIGURE_TEXT),
+    )
+    phone_sizes, phone_math, phone_overflow, phone_numbers, phone_figures = phone
     res.problems.extend(_aspect_problems(phone_sizes, f"{PHONE[0]} px"))
+    res.problems.extend(f"cut off at {PHONE[0]} px: {what}" for what in phone_math[:10])
+    res.problems.extend(f"overflows sideways at {PHONE[0]} px: {what}" for what in phone_overflow[:10])
+    res.problems.extend(f"number broken across lines at {PHONE[0]} px: {t!r}" for t in phone_numbers[:10])
+    small_text = figure_text_problems(phone_figures, f"{PHONE[0]} px")
+    (res.problems if strict_figure_text else res.notes).extend(small_text[:10])
     scale_note = f", figures shown at >= {min(scales):.0%} of their drawn width" if scales else ""
     res.summary = (
         f"{len(info['images'])} img, {info['mathElements']} math -> {info['mjx']} rendered "
@@ -657,7 +786,13 @@ def check_page(
     return res
 
 
-def run(html_dir: Path, out_dir: Path, expect_animation: Sequence[str], pages: Iterable[str] | None = None) -> int:
+def run(
+    html_dir: Path,
+    out_dir: Path,
+    expect_animation: Sequence[str],
+    pages: Iterable[str] | None = None,
+    strict_figure_text: bool = False,
+) -> int:
     """Run the check; return the process exit status (0 all passed, 1 some page failed)."""
     html_dir = Path(html_dir).resolve()
     all_pages = content_pages(html_dir)
@@ -693,7 +828,7 @@ def run(html_dir: Path, out_dir: Path, expect_animation: Sequence[str], pages: I
             print(f"Checking {len(pages)} page(s) of {html_dir} at {origin} in Chromium {version}")
             for page in pages:
                 try:
-                    res = check_page(driver, origin, server, links, page, out_dir, page in expected)
+                    res = check_page(driver, origin, server, links, page, out_dir, page in expected, strict_figure_text)
                 except Exception as exc:  # noqa: BLE001 - a crash on one page is that page's failure
                     res = PageResult(page, problems=[f"check crashed: {type(exc).__name__}: {exc}"])
                 results.append(res)
@@ -727,10 +862,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="page (relative to html_dir) that must hold a to_jshtml animation; repeatable",
     )
     ap.add_argument("--page", action="append", default=None, metavar="PAGE", help="check only this page; repeatable")
+    ap.add_argument(
+        "--strict-figure-text",
+        action="store_true",
+        help=f"fail (not only note) a figure whose text is shown below {MIN_FIGURE_TEXT_PX:.0f} px at {PHONE[0]} px",
+    )
     args = ap.parse_args(argv)
     out = args.out if args.out is not None else args.html_dir.resolve().parent / "browser-check"
     try:
-        return run(args.html_dir, out, args.expect_animation, args.page)
+        return run(args.html_dir, out, args.expect_animation, args.page, args.strict_figure_text)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
