@@ -12,8 +12,9 @@ Schema (``schema_version``):
 of sentences saying what they lack.
 
 A file is trusted only after :func:`validate_record` checked it against the config it should
-hold (run id, config, sweep, schema, required fields): sweeps recompute a failing file
-(:func:`finished_records`), the chapters refuse it (:func:`served_records`), and both name it.
+hold (run id, config, sweep, schema, required fields and types, metrics consistent with the
+config; ``NaN`` literals refused): sweeps keep a failing file aside (:mod:`.keep`:
+``finished_records``), the chapters refuse it (``served_records``), and both name it.
 Sweeps also check the folder is writable first (:func:`check_writable`), hold a per-run
 ``flock`` while computing (:func:`run_lock`) and remove stale temporary files
 (:func:`clean_stale_tmp`). Result files are written world-readable (mode 0644).
