@@ -120,13 +120,18 @@ def test_resume_after_max_runs_matches_scratch(tmp_path, capsys):
     assert [strip(r) for r in resumed] == [strip(r) for r in fresh]
 
 
-def test_corrupt_result_is_recomputed(tmp_path):
+def test_corrupt_result_is_kept_aside_and_refused(tmp_path):
     sweep = Sweep("c", "x", grid(TINY, rhos=(0.1,), seeds=(0,)))
     run_sweep(sweep, results_dir=tmp_path, device="cpu", progress=False, datasets=SYN)
     bad = tmp_path / "c" / f"{sweep.runs[1].run_id()}.json"
     good = json.loads(bad.read_text())
     bad.write_text('{"status": "ok", "epo')  # a torn write from some other tool
     (tmp_path / "c" / ".x.json.123.tmp").write_text("{")  # temp file of a killed writer
+    out = run_sweep(sweep, results_dir=tmp_path, device="cpu", progress=False, datasets=SYN)
+    assert out["ran"] == [] and out["refused"] == [sweep.runs[1].run_id()]
+    aside = bad.with_name(bad.name + ".refused")
+    assert aside.read_text() == '{"status": "ok", "epo' and not bad.exists()  # kept, unread
+    aside.unlink()  # the user's decision: recompute it
     out = run_sweep(sweep, results_dir=tmp_path, device="cpu", progress=False, datasets=SYN)
     assert out["ran"] == [sweep.runs[1].run_id()]
     assert strip(json.loads(bad.read_text())) == strip(good)

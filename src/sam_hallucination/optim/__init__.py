@@ -16,9 +16,11 @@ from .perturbation import (
     perturbation_scale,
 )
 from .sam import SAM, SCHEDULES
+from .schedule import rho_at, rho_factor
 
 __all__ = [
     "SAM", "SCHEDULES", "VARIANTS", "frozen_bn_stats", "disable_running_stats",
     "enable_running_stats", "global_norm", "perturbation", "perturbation_scale",
     "apply_perturbation", "adaptive_grads", "foreach_copy", "check_radius",
+    "rho_at", "rho_factor",
 ]

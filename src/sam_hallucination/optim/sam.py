@@ -89,7 +89,15 @@ from .perturbation import (
     normaliser,
     perturbation_scale,
 )
-from .state import SCHEDULES, check_base_kwargs, check_checkpoint_groups, check_group, check_sam_state, resolve_switch
+from .schedule import rho_factor
+from .state import (
+    SCHEDULES,
+    check_base_kwargs,
+    check_checkpoint_groups,
+    check_group,
+    check_sam_state,
+    resolve_switch,
+)
 
 Tensor = torch.Tensor
 
@@ -184,12 +192,7 @@ class SAM(torch.optim.Optimizer):
         return self.step_count >= self.switch_step
 
     def _rho_factor(self, t: int) -> float:
-        if self.rho_schedule == "constant":
-            return 1.0
-        span = self.total_steps - 1 - self.switch_step
-        if span <= 0 or t >= self.total_steps - 1:
-            return 0.0
-        return max(0.0, (self.total_steps - 1 - t) / span)
+        return rho_factor(t, self.switch_step, self.total_steps, self.rho_schedule)
 
     def group_rhos(self) -> list[float]:
         """Radius each param group uses at the next step (0.0 while SAM is inactive)."""

@@ -1,10 +1,10 @@
 """The sweep CLI::
 
-    python -m sam_hallucination.experiments --list
-    python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
-        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--batch K] [--dry-run]
+    python -m sam_hallucination.runs --list
+    python -m sam_hallucination.runs cifar10-rho --device cuda --data PATH \\
+        [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--jobs N] [--dry-run]
         [--backend ray [--address auto] [--gpus-per-run 0.5] [--cpus-per-run 2]]
-    python -m sam_hallucination.experiments cifar10-rho cifar10-remedy --seeds 0 \\
+    python -m sam_hallucination.runs cifar10-rho cifar10-remedy --seeds 0 \\
         --device cuda --dry-run          # one plan over several sweeps (shared runs once)
 """
 
@@ -16,14 +16,31 @@ import sys
 import torch
 
 from ..data import DataIntegrityError
+from .execute import default_jobs
 from .sweeps import SWEEPS, Sweep, get_sweep, run_sweep
 
 
+def device_problem(device: str, runs_here: bool = True) -> str:
+    """Why ``device`` cannot be used ("" if it can): unknown names; with ``runs_here`` (not a
+    dry run, not on Ray's workers) also CUDA on a torch that sees none."""
+    kind, _, index = str(device).partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+        return f"--device {device!r} is not one of auto, cpu, cuda, cuda:N"
+    if not runs_here:
+        return ""
+    if kind == "cuda" and not torch.cuda.is_available():
+        return (f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU; "
+                "use --device cpu, or install a CUDA build of torch on a GPU machine")
+    if index and int(index) >= torch.cuda.device_count():
+        return f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sam_hallucination.experiments",
+    p = argparse.ArgumentParser(prog="python -m sam_hallucination.runs",
                                 description="Run (a slice of) a named sweep; resumes.")
     p.add_argument("sweep", nargs="*", help="sweep name (see --list); several with --dry-run")
-    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
+    p.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (default)")
     p.add_argument("--data", default=None, help="folder (or .npz) with the data files")
     p.add_argument("--results", default="results", help="results folder (default results/)")
     p.add_argument("--max-runs", type=int, default=None, help="start at most N runs")
@@ -31,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds; do not start a run that would overrun it")
     p.add_argument("--dry-run", action="store_true", help="list the runs left and estimates")
     p.add_argument("--list", action="store_true", help="list the sweeps")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (of each process with --jobs; default 1 there)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.add_argument("--save-models", action="store_true",
                    help="also save each run's final weights as <run_id>.pt")
-    p.add_argument("--batch", type=int, default=None,
-                   help="train up to K compatible runs at once (default 8 on CUDA, 1 on CPU)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs side by side, one process each (default: one per core on a "
+                        "CPU, 1 on CUDA)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated training seeds to run (default: all), e.g. 0 or 1,2")
     p.add_argument("--backend", choices=("serial", "ray"), default="serial",
@@ -65,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
                 "(see --list)")
     if len(a.sweep) > 1 and not a.dry_run:
         p.error("several sweeps only with --dry-run (run them one by one)")
-    if a.batch is not None and a.batch < 1:
-        p.error(f"--batch must be >= 1, got {a.batch}")
+    if a.jobs is not None and a.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {a.jobs}")
     if a.threads is not None:
         if a.threads < 1:
             p.error(f"--threads must be >= 1, got {a.threads}")
         torch.set_num_threads(a.threads)
+    if why := device_problem(a.device, runs_here=not a.dry_run and a.backend != "ray"):
+        p.error(why)
     if a.max_runs is not None and a.max_runs < 0:
         p.error(f"--max-runs must be >= 0, got {a.max_runs}")
     if a.time_budget is not None and not a.time_budget > 0:  # also refuses nan
@@ -94,12 +115,16 @@ def main(argv: list[str] | None = None) -> int:
             out = run_sweep(sw, data_root=a.data, device=a.device, results_dir=a.results,
                             max_runs=a.max_runs, time_budget=a.time_budget,
                             dry_run=a.dry_run, progress=not a.no_progress,
-                            save_models=a.save_models, seeds=seeds, batch=a.batch,
+                            save_models=a.save_models, seeds=seeds, threads=a.threads,
+                            jobs=a.jobs or (1 if a.backend == "ray" else default_jobs(
+                                "cuda" if a.device.startswith("cuda") or (
+                                    a.device == "auto" and torch.cuda.is_available()) else "cpu")),
                             backend=a.backend, address=a.address,
                             gpus_per_run=a.gpus_per_run or 0.0,
                             cpus_per_run=a.cpus_per_run or 1.0)
-        except (FileNotFoundError, PermissionError, DataIntegrityError) as e:
-            # missing or corrupt data, unwritable results: the message says what to do
+        except (OSError, DataIntegrityError) as e:
+            # missing or corrupt data, unwritable results, a record kept in a fallback file:
+            # the message says what to do
             print(f"{p.prog}: error: {e}", file=sys.stderr)
             return 2
         total += out.get("estimate_s", 0.0)

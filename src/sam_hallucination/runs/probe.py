@@ -230,7 +230,7 @@ def end_of_training_probe(model: nn.Module, config: Any, ds: ImageDataset, devic
     ``snapshots`` (plain-SGD runs): the run's (epoch, state) snapshots; their losses are
     measured and saved for the control of the SAM runs of the same recipe and seed. The
     model is left bit-identical (the diagnostics restore it; continuations use copies).
-    The continuations run one by one here; :mod:`.batched` runs a group's together.
+    The continuations run one by one.
     """
     t0 = time.perf_counter()
     out, jobs, ctx = probe_plan(model, config, ds, device, rho, snapshots)

@@ -12,8 +12,9 @@ Schema (``schema_version``):
 of sentences saying what they lack.
 
 A file is trusted only after :func:`validate_record` checked it against the config it should
-hold (run id, config, sweep, schema, required fields): sweeps recompute a failing file
-(:func:`finished_records`), the chapters refuse it (:func:`served_records`), and both name it.
+hold (run id, config, sweep, schema, required fields and types, metrics consistent with the
+config; ``NaN`` literals refused): sweeps keep a failing file aside (:mod:`.keep`:
+``finished_records``), the chapters refuse it (``served_records``), and both name it.
 Sweeps also check the folder is writable first (:func:`check_writable`), hold a per-run
 ``flock`` while computing (:func:`run_lock`) and remove stale temporary files
 (:func:`clean_stale_tmp`). Result files are written world-readable (mode 0644).
@@ -161,10 +162,19 @@ def result_record(config: RunConfig, out: dict[str, Any], sweep: str,
     })
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} literal (records store non-finite numbers as null)")
+
+
+def parse_record(text: str | bytes) -> Any:
+    """JSON as records are written: ``NaN``/``Infinity`` literals are refused (ValueError)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def read_result(path: Path) -> dict[str, Any] | None:
     """A finished run's record, or None if the file is missing or does not parse."""
     try:
-        rec = json.loads(Path(path).read_text())
+        rec = parse_record(Path(path).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(rec, dict) or rec.get("status") not in ("ok", "diverged"):
@@ -191,13 +201,47 @@ def validate_record(path: Path, config: RunConfig, sweep: str) -> tuple[dict[str
     if not path.exists():
         return None, ""
     try:
-        rec = json.loads(path.read_text())
+        rec = parse_record(path.read_text())
     except (OSError, ValueError) as e:
         return None, f"{path}: unreadable ({type(e).__name__}: {e})"
-    why = _record_problem(rec, config, sweep)
+    why = record_problem(rec, config, sweep)
     if why:
         return None, f"{path}: {why}"
     return read_result(path), ""
+
+
+def record_problem(rec: Any, config: RunConfig, sweep: str) -> str:
+    """What is wrong with ``rec`` as ``config``'s record in ``sweep`` ("" if nothing).
+
+    The one validator of CIFAR records: the sweeps, the chapters and the GPU-result ingest
+    all call it (schema, required fields and their types, finite numbers, run id, sweep,
+    config, and metrics consistent with the config)."""
+    why = _record_problem(rec, config, sweep)
+    return why or _metrics_problem(rec, config)
+
+
+def _metrics_problem(rec: dict[str, Any], config: RunConfig) -> str:
+    epochs, final = rec["epochs"], rec["final"]
+    if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
+        return "epochs is not a list of objects"
+    if final is not None and not isinstance(final, dict):
+        return f"final is {type(final).__name__}, not an object"
+    w = rec["wall_time_s"]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+        return f"wall_time_s {w!r} is not a finite number >= 0"
+    bad = [k for k, v in (final or {}).items()
+           if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+    if bad:
+        return f"final metric(s) {', '.join(bad)} are not numbers"
+    n = config.epochs + config.final_constant_lr_epochs
+    if rec["status"] == "ok" and len(epochs) != n:
+        return f"status 'ok' with {len(epochs)} epochs, but the config trains {n}"
+    if len(epochs) > n:
+        return f"{len(epochs)} epochs, but the config trains {n}"
+    if rec["status"] == "ok" and epochs and isinstance(final, dict) and any(
+            final.get(k) != epochs[-1].get(k) for k in final if k in epochs[-1]):
+        return "final metrics differ from the last epoch's"
+    return ""
 
 
 def _record_problem(rec: Any, config: RunConfig, sweep: str) -> str:
@@ -294,42 +338,3 @@ def run_lock(folder: str | os.PathLike, run_id: str) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-
-
-def finished_records(folder: Path, configs: list[RunConfig], sweep: str
-                     ) -> dict[str, dict[str, Any] | None]:
-    """Each config's run id -> its valid record, or None (to compute); problems are logged."""
-    out: dict[str, dict[str, Any] | None] = {}
-    for c in configs:
-        rid = c.run_id()
-        rec, why = validate_record(folder / f"{rid}.json", c, sweep)
-        if why:
-            print(f"[{sweep}] WARNING {why}; the run will be recomputed")
-        out[rid] = rec
-    return out
-
-
-def served_records(folder: Path, configs: list[RunConfig] | None, sweep: str
-                   ) -> list[dict[str, Any]]:
-    """The records the chapters may use: valid ones of the sweep's runs, in its order.
-
-    Files of runs outside the sweep are served when self-consistent (name = run id);
-    every refused file is named in a warning.
-    """
-    import warnings
-
-    known = {c.run_id(): c for c in configs or []}
-    recs: dict[str, dict[str, Any]] = {}
-    for p in sorted(Path(folder).glob("*.json")):
-        if p.stem in known:
-            rec, why = validate_record(p, known[p.stem], sweep)
-        else:
-            rec = read_result(p)
-            why = "" if rec is not None and rec.get("run_id") == p.stem else (
-                f"{p}: unreadable, unfinished or its run_id is not its file name")
-        if why:
-            warnings.warn(f"refused {why}; delete it or re-run the sweep", stacklevel=3)
-        if rec is not None:
-            recs[p.stem] = rec
-    ordered = [recs.pop(i) for i in known if i in recs]
-    return ordered + list(recs.values())

@@ -8,10 +8,7 @@ killed sweep resumes without duplicates or corrupt files. A diverged run counts 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,24 +17,20 @@ from typing import Any
 import torch
 
 from ..checks import is_int
-from ..data import ImageDataset, load_dataset
+from ..data import ImageDataset
 from ..methods import get_method
-from .batched import batch_groups, train_group
 from .config import RunConfig
 from .estimate import GUESS_EPOCH_S, calibration_note, group_seconds, load_calibration
-from .grid import Sweep, _seed_major, grid
-from .loop import train
-from .store import (
-    FILE_MODE,
-    check_writable,
-    clean_stale_tmp,
-    finished_records,
-    result_record,
-    run_lock,
-    served_records,
-    validate_record,
-    write_json_atomic,
+from .execute import (
+    execute_run,
+    run_local,
+    shared_records,
+    store_result,
+    write_shared,
 )
+from .grid import Sweep, _seed_major, grid
+from .keep import check_result_path, finished_records, served_records
+from .store import check_writable, clean_stale_tmp
 from .study import (  # noqa: F401  (CPU_TIER_WIDTH, cpu_tier_base: also imported from here)
     CPU_TIER_TEXT,
     CPU_TIER_WIDTH,
@@ -50,7 +43,7 @@ from .study import (  # noqa: F401  (CPU_TIER_WIDTH, cpu_tier_base: also importe
 )
 
 # Rough seconds per epoch (50k images) one run at a time; now in :mod:`.estimate`, which
-# prices the batched groups (and reads a CUDA calibration when one exists).
+# reads a CUDA calibration when one exists.
 EPOCH_COST_S = GUESS_EPOCH_S
 
 
@@ -208,56 +201,6 @@ def estimate_seconds(config: RunConfig, device: str, finished: list[dict[str, An
     return per_epoch * sam_factor * work / 50_000
 
 
-def execute_run(config: RunConfig, dataset: ImageDataset, sweep_name: str, device: str,
-                progress: bool = True, keep_model: bool = False, backend: str = "serial"
-                ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """One run, on any backend: train, its result record, and its CPU weights if kept."""
-    out = train(config, dataset, device=device, progress=progress)
-    return record_of(config, out, sweep_name, device, keep_model, backend)
-
-
-def record_of(config: RunConfig, out: dict[str, Any], sweep_name: str, device: str,
-              keep_model: bool = False, backend: str = "serial"
-              ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """A trained run's result record (with backend and node) and its CPU weights if kept."""
-    rec = result_record(config, out, sweep_name, device)
-    rec["provenance"].update(backend=backend, node=socket.gethostname())
-    state = {k: v.cpu() for k, v in out["model"].state_dict().items()} if keep_model else None
-    return rec, state
-
-
-def store_result(folder: Path, rec: dict[str, Any], state: dict[str, torch.Tensor] | None) -> None:
-    """Write a run's weights (when given), then its record, each atomically."""
-    if state is not None:  # weights first: a result file never points at missing weights
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{rec['run_id']}.", suffix=".tmp")
-        os.close(fd)
-        torch.save(state, tmp)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, folder / f"{rec['run_id']}.pt")
-    write_json_atomic(folder / f"{rec['run_id']}.json", rec)
-
-
-def shared_records(results_dir: Path, sweep_name: str, configs: Iterable[RunConfig]
-                   ) -> dict[str, dict[str, Any]]:
-    """Run id -> a valid finished record of the same config in another sweep's folder, as
-    this sweep's record (``sweep`` set to ``sweep_name``, ``provenance.reused_from`` the
-    other sweep). Runs shared by two sweeps (same run id) are thus computed once."""
-    others = sorted(p for p in Path(results_dir).glob("*/") if p.is_dir() and p.name != sweep_name)
-    out: dict[str, dict[str, Any]] = {}
-    for c in configs:
-        rid = c.run_id()
-        for other in others:
-            if not (other / f"{rid}.json").is_file():
-                continue
-            rec, why = validate_record(other / f"{rid}.json", c, other.name)
-            if rec is not None and not why:
-                rec = {**rec, "sweep": sweep_name,
-                       "provenance": {**rec["provenance"], "reused_from": other.name}}
-                out[rid] = rec
-                break
-    return out
-
-
 def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = None,
               device: str = "auto", results_dir: str | os.PathLike = "results",
               max_runs: int | None = None, time_budget: float | None = None,
@@ -265,23 +208,23 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
               datasets: dict[str, ImageDataset] | None = None,
               save_models: bool = False, seeds: Iterable[int] | None = None,
               backend: str = "serial", address: str | None = None,
-              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, batch: int | None = None,
+              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, jobs: int | None = None,
+              threads: int | None = None,
               on_result: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the unfinished runs of a sweep, in order; return counts and the runs done now.
 
     A result file that exists and parses is finished (diverged runs included) and is
-    skipped. ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds)
-    stops before a group of runs whose estimated time would overrun it (shrinking the group
-    first). ``datasets`` maps registry
-    names to already-loaded data sets (otherwise they are loaded once, from ``data_root``).
+    skipped; one this code cannot read is kept aside and its run refused (:mod:`.keep`).
+    ``max_runs`` caps the runs started in this call; ``time_budget`` (seconds) stops before
+    a run whose estimated time would overrun it. ``datasets`` maps registry names to
+    already-loaded data sets (otherwise they are loaded once, from ``data_root``).
     ``save_models=True`` also writes the final weights to ``<run_id>.pt`` (a state_dict).
     ``seeds`` restricts this call to the runs with those training seeds (counts too).
     ``backend="ray"`` runs each run as a Ray task (see :mod:`.ray_backend`; ``address``,
-    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here. ``batch``: up to
-    that many compatible runs train at once as one batched computation (:mod:`.batched`;
-    default 8 on CUDA, 1 on the CPU; serial backend), each still with its own result file
-    (provenance backend "batched"). ``on_result(path, record)`` is called after each result
-    file is written (serial backend).
+    ``gpus_per_run``, ``cpus_per_run``); "serial" (default) runs them here, ``jobs`` at a
+    time as local processes (:mod:`.execute`; default 1: here; the CLI's default is one per
+    core on a CPU, each with ``threads`` torch threads, default 1). ``on_result(path, record)`` is called
+    after each result file is written (local backend).
     """
     if backend not in ("serial", "ray"):
         raise ValueError(f"backend must be 'serial' or 'ray', got {backend!r}")
@@ -298,14 +241,17 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
         raise ValueError(f"max_runs must be an int >= 0, got {max_runs!r}")
     if time_budget is not None and not (time_budget > 0):
         raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
-    if batch is not None and (not is_int(batch) or batch < 1):
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+    for what, v in (("jobs", jobs), ("threads", threads)):
+        if v is not None and (not is_int(v) or v < 1):
+            raise ValueError(f"{what} must be an int >= 1, got {v!r}")
     if device in (None, "auto"):  # on Ray the workers' devices count, not this machine's
         device = "cuda" if (gpus_per_run if backend == "ray" else torch.cuda.is_available()) else "cpu"
-    batch = batch or (8 if str(device).startswith("cuda") else 1)
+    jobs = jobs or 1
     folder = Path(results_dir) / sweep.name
-    done = finished_records(folder, sweep.runs, sweep.name)  # checked: id, config, schema
-    finished = [r for r in done.values() if r is not None]
+    done = finished_records(folder, sweep.runs, sweep.name) if folder.is_dir() else {
+        c.run_id(): None for c in sweep.runs}  # checked: id, config, schema
+    finished = [r for r in done.values() if r]
+    refused = [rid for rid, r in done.items() if r is False]
     todo = [c for c in sweep.runs if done[c.run_id()] is None]
     shared = shared_records(Path(results_dir), sweep.name, todo)
     if shared:  # identical finished runs of another sweep: copied, not recomputed
@@ -313,27 +259,31 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
               + (" (dry run: not copied)" if dry_run else ""))
         if not dry_run:
             check_writable(folder)
-            for rec in shared.values():
-                write_json_atomic(folder / f"{rec['run_id']}.json", rec)
+            write_shared(folder, shared)
         finished += list(shared.values())
         todo = [c for c in todo if c.run_id() not in shared]
     n_div = sum(r["status"] == "diverged" for r in finished)
     print(f"[{sweep.name}] {len(sweep.runs)} runs: {len(finished)} done "
-          f"({n_div} diverged), {len(todo)} left; device {device}")
-    groups = batch_groups(todo, batch if backend == "serial" else 1)
+          f"({n_div} diverged), {len(todo)} left" + (f", {len(refused)} refused" if refused
+                                                      else "") + f"; device {device}")
     calibration = load_calibration(results_dir)
+
+    def estimate(c: RunConfig) -> float:
+        return group_seconds([c], device, calibration)
+
     if dry_run:
         total = 0.0
-        for g in groups:
-            est = group_seconds(g, device, calibration)
-            total += est
-            print(f"  {len(g)} at once ~{est:8.1f} s: {', '.join(c.run_id() for c in g)}")
-        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs in {len(groups)} "
-              f"group(s) of at most {batch} on {device}; {calibration_note(device, calibration)}")
+        for c in todo:
+            total += estimate(c)
+            print(f"  ~{estimate(c):8.1f} s: {c.run_id()}")
+        print(f"[{sweep.name}] estimated {total:.0f} s for {len(todo)} runs one at a time "
+              f"on {device}; {calibration_note(device, calibration)}")
         return {"done": len(finished), "left": len(todo), "diverged": n_div, "ran": [],
-                "estimate_s": total}
+                "estimate_s": total, "refused": refused}
     datasets = dict(datasets or {})
-    check_writable(folder)  # before any training
+    for c in todo:  # before any training: a folder in the way, read-only disk, no rights
+        check_result_path(folder / f"{c.run_id()}.json")
+    check_writable(folder)
     clean_stale_tmp(folder)
     if backend == "ray":
         from .ray_backend import run_on_ray
@@ -342,51 +292,16 @@ def run_sweep(name_or_sweep: str | Sweep, data_root: str | os.PathLike | None = 
                           save_models=save_models, progress=progress, address=address,
                           gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
                           time_budget=time_budget)
-    ran: list[str] = []
     t0 = time.perf_counter()
-    for group in groups:
-        if max_runs is not None:
-            group = group[:max_runs - len(ran)]
-            if not group:
-                break
-        if time_budget is not None:
-            left_s = time_budget - (time.perf_counter() - t0)
-            full = len(group)
-            while group and group_seconds(group, device, calibration) > left_s:
-                group = group[:-1]
-            if not group:
-                print(f"[{sweep.name}] stopping: the next run needs "
-                      f"~{group_seconds(todo[len(ran):][:1], device, calibration):.0f} s, "
-                      f"budget left {left_s:.0f} s")
-                break
-            if len(group) < full:
-                print(f"[{sweep.name}] budget: {len(group)} of {full} runs of the next group")
-        c0 = group[0]
-        if c0.dataset not in datasets:
-            datasets[c0.dataset] = load_dataset(c0.dataset, root=data_root)
-        with contextlib.ExitStack() as locks:
-            mine = []
-            for c in group:  # each run under its own lock, re-checked once locked
-                if (locks.enter_context(run_lock(folder, c.run_id()))
-                        and not validate_record(folder / f"{c.run_id()}.json", c, sweep.name)[0]):
-                    mine.append(c)
-                else:
-                    print(f"  {c.run_id()}: computed by another process, skipped")
-            outs = train_group(mine, datasets[c0.dataset], device, progress) if mine else []
-            for c, out in zip(mine, outs, strict=True):
-                rec, state = record_of(c, out, sweep.name, device, save_models,
-                                       "batched" if len(mine) > 1 else "serial")
-                store_result(folder, rec, state)
-                if on_result is not None:
-                    on_result(folder / f"{c.run_id()}.json", rec)
-                finished.append(rec)
-                ran.append(c.run_id())
-                n_div += rec["status"] == "diverged"
-                acc = rec["final"]["test_acc"]
-                print(f"  {c.run_id()}: {rec['status']}, test acc "
-                      f"{'-' if acc is None else f'{acc:.4f}'}, {rec['wall_time_s']:.1f} s"
-                      + (f" (batched x{len(mine)})" if len(mine) > 1 else ""))
+    new, _ = run_local(sweep.name, todo, folder, device=device, data_root=data_root,
+                       datasets=datasets, save_models=save_models, progress=progress,
+                       jobs=jobs, threads=threads, estimate=estimate, time_budget=time_budget,
+                       max_runs=max_runs, on_result=on_result)
+    finished += new
+    n_div += sum(r["status"] == "diverged" for r in new)
+    ran = [r["run_id"] for r in new]
     left = len(todo) - len(ran)
     print(f"[{sweep.name}] done {len(finished)}, left {left}, diverged {n_div} "
-          f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s)")
-    return {"done": len(finished), "left": left, "diverged": n_div, "ran": ran}
+          f"({len(ran)} run now in {time.perf_counter() - t0:.0f} s, {jobs} at a time)")
+    return {"done": len(finished), "left": left, "diverged": n_div, "ran": ran,
+            "refused": refused}
