@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from sam_hallucination import analysis as an  # noqa: E402
-from sam_hallucination.experiments import RunConfig, get_sweep, write_json_atomic  # noqa: E402
+from sam_hallucination import report as an  # noqa: E402
+from sam_hallucination.runs.config import RunConfig  # noqa: E402
+from sam_hallucination.runs.store import write_json_atomic  # noqa: E402
+from sam_hallucination.runs.sweeps import get_sweep  # noqa: E402
 
 
 def probe(rho: float, grad=1.0, grad_se=0.01, step=0.5, step_se=0.01, sgd_drop=0.01,
@@ -56,7 +58,7 @@ def test_summary_mean_std_and_divergence(rho_runs):
     assert r["n"] == 3 and r["mean"] == pytest.approx(0.88) and r["std"] == pytest.approx(0.02)
     s = rows[("sam", 1.0, 0.0)]
     assert s["n"] == 1 and s["std"] is None and s["diverged"] == 1 and s["seeds"] == [0, 1]
-    text = an.format_table(an.summarize(recs), "t")
+    text = an.summary_table(an.summarize(recs), "t")
     assert "SGD" in text and "88.0 ± 2.0" in text and "60.0 (1 seed)" in text
     # "main" reads the last epoch of the main schedule, before the constant-LR epoch
     assert an.metric(recs[0], "test_acc", "main") == pytest.approx(0.90 - 0.1)

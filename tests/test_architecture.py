@@ -9,8 +9,7 @@ Layers, lowest first (a module may import its own layer and the ones below):
 4. ``runs``: config, train step and loop, probe, full-batch study, sweeps, store, CLI;
 5. ``report``, ``plotting``: the chapters' tables and figures.
 
-The modules named in COMPAT keep old import paths working; they take the layer of what they
-re-export, and no module inside a layer package may import them.
+The package top holds only these modules and layer packages: no compatibility re-exports.
 """
 
 from __future__ import annotations
@@ -25,14 +24,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PKG
 
 LAYERS = {
     "checks": 0, "methods": 0,
-    "rd": 1, "landscapes": 1, "sam": 1, "dynamics": 1,
+    "rd": 1,
     "optim": 2,
     "data": 3, "models": 3, "diagnostics": 3,
-    "runs": 4, "train": 4, "experiments": 4,
-    "report": 5, "plotting": 5, "analysis": 5, "fullbatch": 5,
+    "runs": 4,
+    "report": 5, "plotting": 5,
     "__init__": 0,
 }
-COMPAT = {"landscapes", "sam", "dynamics", "train", "experiments", "fullbatch", "analysis"}
 LAYER_PACKAGES = {"rd", "optim", "data", "runs", "report"}
 MAX_LINES = 400
 # Files allowed over MAX_LINES, each one concept: (none today).
@@ -93,8 +91,6 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             if LAYERS[top(dep)] > LAYERS[top(mod)]:
                 bad.append(f"{mod} (layer {LAYERS[top(mod)]}) imports {dep} "
                            f"(layer {LAYERS[top(dep)]})")
-            if top(mod) in LAYER_PACKAGES and top(dep) in COMPAT:
-                bad.append(f"{mod} imports the compatibility module {dep}")
     return sorted(bad)
 
 
@@ -125,6 +121,14 @@ def test_every_module_has_a_layer():
     assert {top(m) for m in modules()} <= set(LAYERS)
 
 
+def test_the_package_top_is_the_layers_and_nothing_else():
+    """No compatibility module at the top: every top-level name is a layer module or package."""
+    tops = {p.stem if p.is_file() else p.name for p in SRC.iterdir()
+            if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert tops == set(LAYERS)
+    assert LAYER_PACKAGES <= {p.name for p in SRC.iterdir() if p.is_dir()}
+
+
 def test_no_import_circles():
     assert find_cycle(import_graph()) is None
 
@@ -142,15 +146,12 @@ def test_the_checks_catch_a_planted_bad_import():
     graph = import_graph()
     graph[f"{PKG}.rd.landscapes"] = graph[f"{PKG}.rd.landscapes"] | {f"{PKG}.rd.sam"}
     assert find_cycle(graph) is not None
-    graph = import_graph()
-    graph[f"{PKG}.runs.step"] = graph[f"{PKG}.runs.step"] | {f"{PKG}.train"}
-    assert layer_violations(graph) == [f"{PKG}.runs.step imports the compatibility module {PKG}.train"]
 
 
 def test_the_import_parser_sees_relative_and_function_level_imports():
     graph = import_graph()
     assert f"{PKG}.rd.landscapes" in graph[f"{PKG}.rd.sam"]  # from .landscapes import ...
-    assert f"{PKG}.dynamics" in graph[f"{PKG}.plotting"]  # inside a function
+    assert f"{PKG}.rd.dynamics" in graph[f"{PKG}.plotting"]  # inside a function
     assert f"{PKG}.runs.step" in graph[f"{PKG}.runs.fullbatch.runner"]  # from ..step import
 
 

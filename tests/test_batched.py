@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from sam_hallucination.data import synthetic_dataset
-from sam_hallucination.experiments import RunConfig
 from sam_hallucination.runs.batched import batch_groups, batch_key, train_batched
-from sam_hallucination.train import train
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.loop import train
 
 torch.set_num_threads(1)
 SYN12 = synthetic_dataset(n_train=256, n_test=64, size=12, seed=3)
@@ -86,8 +86,8 @@ def test_groups_keep_order_and_split_incompatible_configs():
 
 
 def test_sweep_groups_runs_and_writes_one_file_each(tmp_path, monkeypatch, capsys):
-    from sam_hallucination.experiments import Sweep, grid, load_results, run_sweep
     from sam_hallucination.runs import probe as P
+    from sam_hallucination.runs.sweeps import Sweep, grid, load_results, run_sweep
 
     monkeypatch.setenv("SAM_CACHE_DIR", str(tmp_path / "cache"))
     P._LADDERS.clear()
@@ -118,7 +118,7 @@ def test_sweep_groups_runs_and_writes_one_file_each(tmp_path, monkeypatch, capsy
 def test_dry_run_says_whether_it_is_calibrated(tmp_path, capsys):
     import json
 
-    from sam_hallucination.experiments import run_sweep
+    from sam_hallucination.runs.sweeps import run_sweep
 
     a = run_sweep("cifar10-rho", results_dir=tmp_path, device="cuda", dry_run=True, seeds=[0])
     assert "uncalibrated (no CUDA benchmark yet)" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sam_hallucination import analysis as an
+from sam_hallucination import report as an
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

@@ -10,23 +10,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_hallucination import analysis as an
+from sam_hallucination import report as an
 from sam_hallucination.data import load_dataset
-from sam_hallucination.experiments import (
-    RunConfig,
+from sam_hallucination.models import count_parameters, make_model
+from sam_hallucination.report.cifar import CPU_TIER_LABEL, pick_set
+from sam_hallucination.runs.cli import main
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.estimate import cpu_calibration, group_seconds
+from sam_hallucination.runs.store import validate_record, write_json_atomic
+from sam_hallucination.runs.sweeps import (
+    CPU_TIER_WIDTH,
+    SWEEPS,
     Sweep,
+    cpu_tier_base,
     get_sweep,
     grid,
     load_results,
-    main,
     run_sweep,
-    write_json_atomic,
 )
-from sam_hallucination.models import count_parameters, make_model
-from sam_hallucination.report.cifar import CPU_TIER_LABEL, pick_set
-from sam_hallucination.runs.estimate import cpu_calibration, group_seconds
-from sam_hallucination.runs.store import validate_record
-from sam_hallucination.runs.sweeps import CPU_TIER_WIDTH, SWEEPS, cpu_tier_base
 
 ROOT = Path(__file__).resolve().parents[1]
 RHO, REMEDY = "cifar10-cpu-rho", "cifar10-cpu-remedy"

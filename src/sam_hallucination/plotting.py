@@ -100,8 +100,8 @@ def ring_triptych(rho: float = 1.5, lim: float = 1.45, n: int = 301, dpi: int | 
     import numpy as np
     import torch
 
-    from . import dynamics
-    from .landscapes import DTYPE, RING
+    from .rd import dynamics
+    from .rd.landscapes import DTYPE, RING
 
     g1 = np.linspace(-lim, lim, n) + 1e-7  # keep the origin (where u is undefined) off the grid
     xx, yy = np.meshgrid(g1, g1)

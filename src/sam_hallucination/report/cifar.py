@@ -115,7 +115,7 @@ def chapter_sets(sweep: str, results_dir: str | Path = "results"
         raise FileNotFoundError(
             f"no results for {sweep}{tier} under {Path(results_dir).resolve()}; restore them "
             f"with `git checkout -- results/`, or run the sweep: `python -m "
-            f"sam_hallucination.experiments {cpu_name or sweep} --device cpu --threads 2`")
+            f"sam_hallucination.runs {cpu_name or sweep} --device cpu --threads 2`")
     if main.tier != "gpu" or cpu_name is None:
         return main, None
     cpu = load_set(cpu_name, results_dir, fallback=None)

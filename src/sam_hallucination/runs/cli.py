@@ -1,10 +1,10 @@
 """The sweep CLI::
 
-    python -m sam_hallucination.experiments --list
-    python -m sam_hallucination.experiments cifar10-rho --device cuda --data PATH \\
+    python -m sam_hallucination.runs --list
+    python -m sam_hallucination.runs cifar10-rho --device cuda --data PATH \\
         [--results DIR] [--max-runs N] [--time-budget S] [--seeds 0,1] [--batch K] [--dry-run]
         [--backend ray [--address auto] [--gpus-per-run 0.5] [--cpus-per-run 2]]
-    python -m sam_hallucination.experiments cifar10-rho cifar10-remedy --seeds 0 \\
+    python -m sam_hallucination.runs cifar10-rho cifar10-remedy --seeds 0 \\
         --device cuda --dry-run          # one plan over several sweeps (shared runs once)
 """
 
@@ -20,7 +20,7 @@ from .sweeps import SWEEPS, Sweep, get_sweep, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sam_hallucination.experiments",
+    p = argparse.ArgumentParser(prog="python -m sam_hallucination.runs",
                                 description="Run (a slice of) a named sweep; resumes.")
     p.add_argument("sweep", nargs="*", help="sweep name (see --list); several with --dry-run")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
