@@ -161,3 +161,24 @@ def test_no_file_over_the_size_limit(name):
     n = len(path.read_text().splitlines())
     rel = str(path.relative_to(SRC))
     assert n <= MAX_LINES or rel in LONG_FILES, f"{rel} has {n} lines (limit {MAX_LINES})"
+
+
+def architecture_paths() -> list[str]:
+    """The file and folder paths ARCHITECTURE.md names in backticks."""
+    import re
+
+    text = (SRC.parents[1] / "ARCHITECTURE.md").read_text()
+    return sorted({t for t in re.findall(r"`([\w./]+)`", text) if t.endswith((".py", "/"))})
+
+
+@pytest.mark.parametrize("rel", architecture_paths())
+def test_every_path_in_architecture_md_exists(rel):
+    root = SRC.parents[1]
+    assert (SRC / rel).exists() or (root / rel).exists(), f"ARCHITECTURE.md names {rel}; no such path"
+
+
+def test_architecture_md_names_every_layer_module():
+    named = set(architecture_paths())
+    for top_name in LAYERS:
+        if top_name != "__init__":
+            assert f"{top_name}/" in named or f"{top_name}.py" in named, top_name
