@@ -191,7 +191,7 @@ def test_remedy_summary_and_switch_plot(tmp_path):
     an.plot_vs_switch(ax, rs, title="t")
     assert len(ax.get_legend().get_texts()) == 2  # rho = 1 and SGD
     plt.close(fig)
-    smoke = an.ResultSet("cifar10-remedy", [], runs, smoke=True)
+    smoke = an.ResultSet("cifar10-remedy", [], runs, tier="smoke")
     assert an.remedy_summary(smoke).startswith(f"*{an.SMOKE_LABEL}.* Owed to the GPU runs")
 
 

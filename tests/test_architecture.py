@@ -168,7 +168,7 @@ def architecture_paths() -> list[str]:
     import re
 
     text = (SRC.parents[1] / "ARCHITECTURE.md").read_text()
-    return sorted({t for t in re.findall(r"`([\w./]+)`", text) if t.endswith((".py", "/"))})
+    return sorted({t for t in re.findall(r"`(\w[\w./]*)`", text) if t.endswith((".py", "/"))})
 
 
 @pytest.mark.parametrize("rel", architecture_paths())

@@ -160,3 +160,12 @@ def test_pick_set_prefers_gpu_then_cpu_tier_then_smoke(tmp_path):
     rs = pick_set("cifar10-rho", tmp_path)
     assert rs.tier == "gpu" and rs.label == "sweep cifar10-rho" and len(rs.records) == 1
     assert not an.provenance_text(rs).startswith(CPU_TIER_LABEL)
+
+
+def test_a_result_set_has_one_tier_of_three():
+    assert an.tier_of("cifar10-cpu-probe") == "cpu" and an.tier_of("cifar10-rho") == "gpu"
+    rs = an.ResultSet("cifar10-rho", [], tier="smoke")
+    assert rs.smoke and rs.label == an.SMOKE_LABEL
+    assert an.ResultSet("cifar10-cpu-rho", [], tier="cpu").label == CPU_TIER_LABEL
+    with pytest.raises(ValueError, match="tier must be one of"):
+        an.ResultSet("cifar10-rho", [], tier="tpu")

@@ -55,9 +55,10 @@ def test_text_table_escapes_html():
 
 
 def test_coverage_banner_follows_the_tier():
-    assert plotting.coverage_warning(False, "cifar10-rho: 21/21 runs present", "x") is None
     assert plotting.coverage_warning("gpu", "cifar10-rho: 21/21 runs present", "x") is None
-    w = plotting.coverage_warning(True, "cifar10-rho: 0/21 runs present", "SAM against ρ")
+    with pytest.raises(ValueError, match="tier must be"):  # a bool is no tier any more
+        plotting.coverage_warning(True, "cifar10-rho: 0/21 runs present", "x")
+    w = plotting.coverage_warning("smoke", "cifar10-rho: 0/21 runs present", "SAM against ρ")
     assert plotting.PREVIEW_MARKER in w.data and "0/21 runs present" in w.data
     assert "admonition warning" in w.data and plotting.CPU_TIER_MARKER not in w.data
     c = plotting.coverage_warning("cpu", "cifar10-rho: 0/21 runs present", "SAM against ρ")

@@ -244,19 +244,20 @@ PREVIEW_MARKER = "smoke-preview"  # book/_ext/preview_titles.py adds "(preview)"
 CPU_TIER_MARKER = "cpu-tier-banner"  # ... and "(CPU scale)" to pages that show the CPU-scale tier
 
 
-def coverage_warning(tier: bool | str, coverage: str, what: str):
+def coverage_warning(tier: str, coverage: str, what: str):
     """The banner (an ``IPython.display.HTML``) that opens a chapter whose GPU grid is owed,
     or None once the GPU results exist, so it disappears by itself.
 
     ``tier`` is the tier shown: ``"smoke"`` (a warning: the page tests the code path only),
     ``"cpu"`` (a note: the page shows the CPU-scale tier, real but small runs) or ``"gpu"``
-    (no banner); ``True``/``False`` mean ``"smoke"``/``"gpu"``. ``coverage`` is the GPU
-    grid's coverage line (``analysis.coverage_text``); ``what`` says what the grid tests,
-    e.g. ``"SAM against ρ on CIFAR-10"``.
+    (no banner): a ``ResultSet.tier``. ``coverage`` is the GPU grid's coverage line
+    (``report.coverage_text``); ``what`` says what the grid tests, e.g. ``"SAM against ρ on
+    CIFAR-10"``.
     """
-    tier = {True: "smoke", False: "gpu"}.get(tier, tier) if isinstance(tier, bool) else tier
-    if tier not in ("smoke", "cpu", "gpu"):
-        raise ValueError(f"tier must be 'smoke', 'cpu' or 'gpu', got {tier!r}")
+    from .report.cifar import CPU_TIER_LABEL, CPU_TIER_TEXT, TIERS
+
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS} (a ResultSet.tier), got {tier!r}")
     if tier == "gpu":
         return None
     from IPython.display import HTML
@@ -269,11 +270,10 @@ def coverage_warning(tier: bool | str, coverage: str, what: str):
             "table and verdict below tests the code path only and says nothing about SAM. "
         )
     else:
-        kind, marker, title = "note", CPU_TIER_MARKER, "CPU scale: small CNN, 10k-image subset"
+        kind, marker, title = "note", CPU_TIER_MARKER, CPU_TIER_LABEL
         body = (
-            "This page shows the <strong>CPU-scale tier</strong>: real training runs of a small "
-            "CNN (about 72k parameters) on a 10,000-image subset of CIFAR-10, run on a 2-core "
-            "CPU. Every figure, table and verdict below is computed from them and holds for "
+            f"This page shows the <strong>CPU-scale tier</strong>: {CPU_TIER_TEXT}. "
+            "Every figure, table and verdict below is computed from them and holds for "
             f"that setting only; the GPU grid for {html.escape(what)} is not committed yet. "
         )
     return HTML(

@@ -9,11 +9,13 @@ one column table). The book's plot style is :mod:`sam_hallucination.plotting`.
 
 from .cifar import (
     CPU_TIER_LABEL,
+    CPU_TIER_TEXT,
     CPU_TIERS,
     METHOD_LABELS,
     PROFILES,
     SMOKE_LABEL,
     SMOKE_SWEEP,
+    TIERS,
     Cell,
     ResultSet,
     cell_name,
@@ -32,6 +34,7 @@ from .cifar import (
     summary_table,
     tier_description,
     tier_lead,
+    tier_of,
 )
 from .compare import accuracy_onset, remedy_cells, remedy_summary, tier_agreement
 from .figures import plot_curves, plot_probe, plot_vs_rho, plot_vs_switch
@@ -64,7 +67,7 @@ from .tables import format_table
 
 __all__ = [
     "SMOKE_LABEL", "SMOKE_SWEEP", "METHOD_LABELS", "PROFILES", "Cell", "ResultSet", "cell_of",
-    "CPU_TIER_LABEL", "CPU_TIERS", "pick_set", "load_set", "metric", "summarize",
+    "CPU_TIER_LABEL", "CPU_TIER_TEXT", "CPU_TIERS", "TIERS", "tier_of", "pick_set", "load_set", "metric", "summarize",
     "missing_runs", "coverage_text", "cell_name", "summary_table", "not_run_rows", "provenance",
     "provenance_text", "probe_rows", "format_probe_table", "stall_verdict", "remedy_summary",
     "plot_curves", "plot_probe", "plot_vs_rho", "plot_vs_switch", "chapter_sets", "tier_lead",

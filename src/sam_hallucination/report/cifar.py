@@ -38,28 +38,37 @@ PROFILES: dict[str, dict[str, Any]] = {
 Cell = tuple[str, float, float]  # (method, rho, switch_frac)
 
 
+CPU_SWEEP_PREFIX = "cifar10-cpu-"  # the CPU-scale sweeps (runs/sweeps.cpu_tier_base)
+TIERS = ("smoke", "cpu", "gpu")  # what a chapter can show, weakest first
+# The CPU-scale tier in words, once (titles, leads, the banner and tier_description use it).
+CPU_TIER_TEXT = ("real training runs of a small CNN (about 72k parameters) on a 10,000-image "
+                 "subset of CIFAR-10, run on a 2-core CPU")
+
+
 @dataclass
 class ResultSet:
-    """The records shown for one sweep, and whether they are the CPU smoke stand-in."""
+    """The records shown for one sweep, and their tier: "gpu" (the sweep itself), "cpu" (the
+    CPU-scale tier standing in for a GPU grid) or "smoke" (the CPU smoke stand-in)."""
 
     sweep: str
     records: list[dict[str, Any]]
     expected: list[RunConfig] = field(default_factory=list)
-    smoke: bool = False
+    tier: str = "gpu"
     source: str = ""
-    cpu_tier: bool = False  # the CPU-scale tier standing in for a GPU grid
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {TIERS}, got {self.tier!r}")
 
     @property
-    def tier(self) -> str:
-        """Which tier the records are: "gpu" (the sweep itself), "cpu" or "smoke"."""
-        return "smoke" if self.smoke else "cpu" if self.cpu_tier else "gpu"
+    def smoke(self) -> bool:
+        """Whether these are the smoke stand-in (which says nothing about SAM)."""
+        return self.tier == "smoke"
 
     @property
     def label(self) -> str:
         """What to put in titles: the smoke label, the CPU-tier label, or the sweep name."""
-        if self.smoke:
-            return SMOKE_LABEL
-        return CPU_TIER_LABEL if self.cpu_tier else f"sweep {self.sweep}"
+        return {"smoke": SMOKE_LABEL, "cpu": CPU_TIER_LABEL}.get(self.tier, f"sweep {self.sweep}")
 
     def present(self) -> int:
         """How many runs of the target sweep have a result (0 for a smoke stand-in)."""
@@ -74,16 +83,24 @@ def cell_of(x: dict[str, Any] | RunConfig) -> Cell:
     return (get("method"), float(get("rho")), float(get("switch_frac") or 0.0))
 
 
-def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | None = SMOKE_SWEEP
-             ) -> ResultSet:
-    """The results of ``sweep``; without any, the fallback smoke records of its methods."""
+def tier_of(sweep: str) -> str:
+    """The tier of a sweep's own records: "cpu" for the CPU-scale sweeps (``cifar10-cpu-*``,
+    run on a 2-core CPU), "gpu" otherwise."""
+    return "cpu" if sweep.startswith(CPU_SWEEP_PREFIX) else "gpu"
+
+
+def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | None = SMOKE_SWEEP,
+             tier: str | None = None) -> ResultSet:
+    """The results of ``sweep``; without any, the fallback smoke records of its methods.
+    ``tier`` defaults to :func:`tier_of` ``sweep``."""
     expected = get_sweep(sweep).runs
     recs = load_results(sweep, results_dir)
     if recs or fallback is None:
-        return ResultSet(sweep, recs, expected, smoke=False, source=str(Path(results_dir) / sweep))
+        tier = tier or tier_of(sweep)
+        return ResultSet(sweep, recs, expected, tier=tier, source=str(Path(results_dir) / sweep))
     methods = {c.method for c in expected}
     smoke = [r for r in load_results(fallback, results_dir) if r["config"]["method"] in methods]
-    return ResultSet(sweep, smoke, expected, smoke=True, source=str(Path(results_dir) / fallback))
+    return ResultSet(sweep, smoke, expected, tier="smoke", source=str(Path(results_dir) / fallback))
 
 
 def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | None = None,
@@ -96,9 +113,8 @@ def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | N
         return gpu
     cpu_name = cpu_sweep or CPU_TIERS.get(sweep)
     if cpu_name is not None:
-        cpu = load_set(cpu_name, results_dir, fallback=None)
+        cpu = load_set(cpu_name, results_dir, fallback=None, tier="cpu")
         if cpu.records:
-            cpu.cpu_tier = True
             return cpu
     return load_set(sweep, results_dir, fallback)
 
@@ -118,8 +134,7 @@ def chapter_sets(sweep: str, results_dir: str | Path = "results"
             f"sam_hallucination.runs {cpu_name or sweep} --device cpu --threads 2`")
     if main.tier != "gpu" or cpu_name is None:
         return main, None
-    cpu = load_set(cpu_name, results_dir, fallback=None)
-    cpu.cpu_tier = True
+    cpu = load_set(cpu_name, results_dir, fallback=None, tier="cpu")
     return main, cpu if cpu.records else None
 
 
@@ -127,7 +142,7 @@ def tier_lead(rs: ResultSet) -> str:
     """The italic lead-in that names where a verdict's numbers come from."""
     if rs.smoke:
         return f"*{SMOKE_LABEL}.*"
-    return f"*{CPU_TIER_LABEL if rs.cpu_tier else 'GPU grid'} (sweep `{rs.sweep}`).*"
+    return f"*{CPU_TIER_LABEL if rs.tier == 'cpu' else 'GPU grid'} (sweep `{rs.sweep}`).*"
 
 
 def tier_description(rs: ResultSet, gpu_sweep: str, results_dir: str | Path = "results") -> str:
@@ -144,7 +159,7 @@ def tier_description(rs: ResultSet, gpu_sweep: str, results_dir: str | Path = "r
         return (f"**{SMOKE_LABEL}** ({budget}): it tests the code path and says nothing "
                 "about SAM.")
     gpu = coverage_text(load_set(gpu_sweep, results_dir, fallback=None))
-    if rs.cpu_tier:
+    if rs.tier == "cpu":
         return (f"**{CPU_TIER_LABEL}** (sweep `{rs.sweep}`, {len(rs.records)} runs: "
                 f"{budget}). These are real training runs, and evidence about this small "
                 f"network on this subset only; the GPU grid is owed ({gpu}).")
