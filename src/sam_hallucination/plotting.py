@@ -188,7 +188,7 @@ def _split_columns(lines: list[str], min_gap: int = 2) -> list[list[str]] | None
 
 @dataclass(frozen=True)
 class TextTable:
-    """A table printed as aligned text (``analysis.format_table`` and friends), shown as an
+    """A table printed as aligned text (``report.format_table`` and friends), shown as an
     HTML table in the book and as the same text in a terminal.
 
     Lines before the table that hold no run of two spaces are its caption; a blank line
