@@ -202,6 +202,11 @@ class TextTable:
 
     def blocks(self) -> list[tuple[list[str], list[list[str]] | None, list[str]]]:
         """(caption lines, rows or None, raw table lines) for each blank-line-separated block."""
+        from .report.tables import Table
+
+        if isinstance(self.text, Table):  # built from rows: its cells, no parsing
+            return [([], [list(self.text.header), *map(list, self.text.rows)],
+                     self.text.split("\n"))]
         out = []
         for block in re.split(r"\n\s*\n", self.text.strip("\n")):
             lines = block.rstrip().split("\n")
@@ -214,18 +219,15 @@ class TextTable:
         return out
 
     def _repr_html_(self) -> str:
+        from .report.tables import html_table
+
         parts = []
         for caption, rows, body in self.blocks():
             cap = "".join(f"<p class=\"table-caption\">{html.escape(c)}</p>" for c in caption)
             if rows is None:
                 parts.append(cap + "<pre>" + html.escape("\n".join(body)) + "</pre>")
                 continue
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-            body_html = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-            )
-            parts.append(f"{cap}<table class=\"text-table\"><thead><tr>{head}</tr></thead>"
-                         f"<tbody>{body_html}</tbody></table>")
+            parts.append(cap + html_table(rows[0], rows[1:]))
         return "<div class=\"text-tables\">" + "".join(parts) + "</div>"
 
 
