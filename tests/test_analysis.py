@@ -214,6 +214,11 @@ def test_chapter_sets_and_tier_agreement(tmp_path):
     d = an.tier_description(rs, "cifar10-rho", tmp_path)
     assert d.startswith(f"**{an.CPU_TIER_LABEL}** (sweep `cifar10-cpu-rho`, 14 runs")
     assert "the GPU grid is owed (cifar10-rho: 0/21 runs present" in d
+    opening = an.chapter_results("cifar10-rho", tmp_path)  # the chapters' one opening call
+    assert opening.main.sweep == "cifar10-cpu-rho" and opening.cpu is None
+    assert opening.source == d and opening.provenance == an.provenance_text(rs)
+    assert opening.gpu_coverage.startswith("cifar10-rho: 0/21 runs present")
+    assert "CPU-scale tier" in opening.banner("SAM against ρ").data
     assert an.sgd_curve_text(rs) == ("SGD test accuracy by epoch (2 seeds; epochs after 8 run "
                                      "at the constant LR): 1: 80.5%, 2: 80.5%, 3: 80.5%, "
                                      "4: 80.5%, 5: 80.5%, 6: 80.5%, 7: 80.5%, 8: 80.5%, "

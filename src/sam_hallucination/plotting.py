@@ -256,7 +256,7 @@ def coverage_warning(tier: str, coverage: str, what: str):
     (``report.coverage_text``); ``what`` says what the grid tests, e.g. ``"SAM against ρ on
     CIFAR-10"``.
     """
-    from .report.cifar import CPU_TIER_LABEL, CPU_TIER_TEXT, TIERS
+    from .report.tiers import CPU_TIER_LABEL, CPU_TIER_TEXT, TIERS
 
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS} (a ResultSet.tier), got {tier!r}")

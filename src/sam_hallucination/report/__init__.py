@@ -8,18 +8,16 @@ one column table). The book's plot style is :mod:`sam_hallucination.plotting`.
 """
 
 from .cifar import (
-    CPU_TIER_LABEL,
-    CPU_TIER_TEXT,
     CPU_TIERS,
     METHOD_LABELS,
     PROFILES,
-    SMOKE_LABEL,
     SMOKE_SWEEP,
-    TIERS,
     Cell,
+    ChapterResults,
     ResultSet,
     cell_name,
     cell_of,
+    chapter_results,
     chapter_sets,
     coverage_text,
     load_set,
@@ -34,7 +32,6 @@ from .cifar import (
     summary_table,
     tier_description,
     tier_lead,
-    tier_of,
 )
 from .compare import accuracy_onset, remedy_cells, remedy_summary, tier_agreement
 from .figures import plot_curves, plot_probe, plot_vs_rho, plot_vs_switch
@@ -64,6 +61,7 @@ from .probe import (
     stall_verdict,
 )
 from .tables import format_table
+from .tiers import CPU_TIER_LABEL, CPU_TIER_TEXT, SMOKE_LABEL, TIERS, tier_of
 
 __all__ = [
     "SMOKE_LABEL", "SMOKE_SWEEP", "METHOD_LABELS", "PROFILES", "Cell", "ResultSet", "cell_of",
@@ -71,6 +69,7 @@ __all__ = [
     "missing_runs", "coverage_text", "cell_name", "summary_table", "not_run_rows", "provenance",
     "provenance_text", "probe_rows", "format_probe_table", "stall_verdict", "remedy_summary",
     "plot_curves", "plot_probe", "plot_vs_rho", "plot_vs_switch", "chapter_sets", "tier_lead",
+    "chapter_results", "ChapterResults",
     "tier_description", "sgd_curve_text", "stall_summary", "continuation_text",
     "accuracy_onset", "remedy_cells", "tier_agreement", "power_table",
     "continuation_vs_gd", "curve", "gd_equivalent_steps", "git_dirty", "onset",

@@ -21,10 +21,9 @@ from typing import Any
 from ..methods import method_labels
 from ..runs.config import RunConfig
 from ..runs.sweeps import get_sweep, load_results
+from .tiers import CPU_TIER_LABEL, SMOKE_LABEL, TIERS, tier_of
 
-SMOKE_LABEL = "CPU smoke run — not the experiment"
 SMOKE_SWEEP = "smoke-cifar"
-CPU_TIER_LABEL = "CPU scale: small CNN, 10k-image subset"
 # Each GPU sweep's CPU-scale tier (issue 18): shown when the GPU grid has no results yet.
 CPU_TIERS = {"cifar10-rho": "cifar10-cpu-rho", "cifar10-remedy": "cifar10-cpu-remedy"}
 METHOD_LABELS = method_labels("network")
@@ -38,11 +37,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 Cell = tuple[str, float, float]  # (method, rho, switch_frac)
 
 
-CPU_SWEEP_PREFIX = "cifar10-cpu-"  # the CPU-scale sweeps (runs/sweeps.cpu_tier_base)
-TIERS = ("smoke", "cpu", "gpu")  # what a chapter can show, weakest first
-# The CPU-scale tier in words, once (titles, leads, the banner and tier_description use it).
-CPU_TIER_TEXT = ("real training runs of a small CNN (about 72k parameters) on a 10,000-image "
-                 "subset of CIFAR-10, run on a 2-core CPU")
 
 
 @dataclass
@@ -81,12 +75,6 @@ def cell_of(x: dict[str, Any] | RunConfig) -> Cell:
     c = x if isinstance(x, RunConfig) else x["config"]
     get = (lambda k: getattr(c, k)) if isinstance(c, RunConfig) else c.get
     return (get("method"), float(get("rho")), float(get("switch_frac") or 0.0))
-
-
-def tier_of(sweep: str) -> str:
-    """The tier of a sweep's own records: "cpu" for the CPU-scale sweeps (``cifar10-cpu-*``,
-    run on a 2-core CPU), "gpu" otherwise."""
-    return "cpu" if sweep.startswith(CPU_SWEEP_PREFIX) else "gpu"
 
 
 def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | None = SMOKE_SWEEP,
@@ -136,6 +124,34 @@ def chapter_sets(sweep: str, results_dir: str | Path = "results"
         return main, None
     cpu = load_set(cpu_name, results_dir, fallback=None, tier="cpu")
     return main, cpu if cpu.records else None
+
+
+@dataclass
+class ChapterResults:
+    """What opens Chapter 5 or 6: the result set shown (``main``), the CPU tier beside a GPU
+    grid (``cpu``), the GPU grid's coverage line, the tier paragraph and the provenance."""
+
+    main: ResultSet
+    cpu: ResultSet | None
+    gpu_coverage: str
+    source: str
+    provenance: str
+
+    def banner(self, what: str) -> Any:
+        """The banner for a page whose GPU grid is owed (``plotting.coverage_warning``), or
+        None when ``main`` is the GPU grid; ``what`` says what the grid tests."""
+        from ..plotting import coverage_warning
+
+        return coverage_warning(self.main.tier, self.gpu_coverage, what)
+
+
+def chapter_results(sweep: str, results_dir: str | Path = "results") -> ChapterResults:
+    """The one call that opens a CIFAR chapter for the GPU sweep ``sweep``
+    (:func:`chapter_sets`, its coverage, :func:`tier_description`, :func:`provenance_text`)."""
+    main, cpu = chapter_sets(sweep, results_dir)
+    coverage = coverage_text(load_set(sweep, results_dir, fallback=None))
+    return ChapterResults(main, cpu, coverage, tier_description(main, sweep, results_dir),
+                          provenance_text(main))
 
 
 def tier_lead(rs: ResultSet) -> str:
