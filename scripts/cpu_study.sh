@@ -8,7 +8,7 @@ set -euo pipefail
 DATA=${1:-../shared/data}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
-sweep() { $PY -m sam_hallucination.experiments "$1" --device cpu --data "$DATA" --threads 1 \
+sweep() { $PY -m sam_hallucination.runs "$1" --device cpu --data "$DATA" --threads 1 \
   --no-progress "${@:2}"; }
 ends() { $PY -m sam_hallucination.runs.endpoints "$1" --data "$DATA" --threads 1 "${@:2}"; }
 sweep cifar10-cpu-calib

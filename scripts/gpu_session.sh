@@ -215,7 +215,7 @@ SHARED="$SCRATCH/.shared.txt"
 CIFAR_SWEEPS="$SCRATCH/.cifar_sweeps.txt"
 "$PY" - "$SHARED" "$CIFAR_SWEEPS" $PLAN <<'EOF'
 import sys
-from sam_hallucination.experiments import SWEEPS, get_sweep
+from sam_hallucination.runs.sweeps import SWEEPS, get_sweep
 shared_file, cifar_file, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
 names = []
 for step in steps:
@@ -306,7 +306,7 @@ for step in $PLAN; do
     if grep -qx "$sweep" "$CIFAR_SWEEPS"; then args+=("${DATA_ARG[@]}"); fi
     log "$sweep seeds ${seeds:-all}: time budget $((rem - 10))s"
     rc=0
-    run_child timeout --foreground --kill-after=5 "$rem" "$PY" -m sam_hallucination.experiments "$sweep" "${args[@]}" || rc=$?
+    run_child timeout --foreground --kill-after=5 "$rem" "$PY" -m sam_hallucination.runs "$sweep" "${args[@]}" || rc=$?
     if [ "$rc" -ne 0 ]; then log "$sweep: exit $rc (a killed run leaves no file; finished runs are kept)"; fi
 done
 share_runs
@@ -317,7 +317,7 @@ if [ "$hard" -gt 2 ]; then
     timeout --foreground --kill-after=1 "$hard" "$PY" - "$SCRATCH" $PLAN <<'EOF' || true
 import sys
 from pathlib import Path
-from sam_hallucination.experiments import get_sweep, load_results
+from sam_hallucination.runs.sweeps import get_sweep, load_results
 res = Path(sys.argv[1])
 committed = set((res / ".committed.txt").read_text().split())
 for name in dict.fromkeys(s.split(":")[0] for s in sys.argv[2:] if s != "bench"):

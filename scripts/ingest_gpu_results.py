@@ -36,7 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sam_hallucination.experiments import SWEEPS, RunConfig, get_sweep  # noqa: E402
+from sam_hallucination.runs.config import RunConfig  # noqa: E402
+from sam_hallucination.runs.sweeps import SWEEPS, get_sweep  # noqa: E402
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_MEMBER_BYTES = 16 * 2**20

@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from sam_hallucination import analysis as an  # noqa: E402
-from sam_hallucination.experiments import RunConfig, get_sweep, write_json_atomic  # noqa: E402
+from sam_hallucination import report as an  # noqa: E402
+from sam_hallucination.runs.config import RunConfig  # noqa: E402
+from sam_hallucination.runs.store import write_json_atomic  # noqa: E402
+from sam_hallucination.runs.sweeps import get_sweep  # noqa: E402
 
 
 def probe(rho: float, grad=1.0, grad_se=0.01, step=0.5, step_se=0.01, sgd_drop=0.01,
@@ -56,7 +58,7 @@ def test_summary_mean_std_and_divergence(rho_runs):
     assert r["n"] == 3 and r["mean"] == pytest.approx(0.88) and r["std"] == pytest.approx(0.02)
     s = rows[("sam", 1.0, 0.0)]
     assert s["n"] == 1 and s["std"] is None and s["diverged"] == 1 and s["seeds"] == [0, 1]
-    text = an.format_table(an.summarize(recs), "t")
+    text = an.summary_table(an.summarize(recs), "t")
     assert "SGD" in text and "88.0 ± 2.0" in text and "60.0 (1 seed)" in text
     # "main" reads the last epoch of the main schedule, before the constant-LR epoch
     assert an.metric(recs[0], "test_acc", "main") == pytest.approx(0.90 - 0.1)
@@ -189,7 +191,7 @@ def test_remedy_summary_and_switch_plot(tmp_path):
     an.plot_vs_switch(ax, rs, title="t")
     assert len(ax.get_legend().get_texts()) == 2  # rho = 1 and SGD
     plt.close(fig)
-    smoke = an.ResultSet("cifar10-remedy", [], runs, smoke=True)
+    smoke = an.ResultSet("cifar10-remedy", [], runs, tier="smoke")
     assert an.remedy_summary(smoke).startswith(f"*{an.SMOKE_LABEL}.* Owed to the GPU runs")
 
 
@@ -212,6 +214,11 @@ def test_chapter_sets_and_tier_agreement(tmp_path):
     d = an.tier_description(rs, "cifar10-rho", tmp_path)
     assert d.startswith(f"**{an.CPU_TIER_LABEL}** (sweep `cifar10-cpu-rho`, 14 runs")
     assert "the GPU grid is owed (cifar10-rho: 0/21 runs present" in d
+    opening = an.chapter_results("cifar10-rho", tmp_path)  # the chapters' one opening call
+    assert opening.main.sweep == "cifar10-cpu-rho" and opening.cpu is None
+    assert opening.source == d and opening.provenance == an.provenance_text(rs)
+    assert opening.gpu_coverage.startswith("cifar10-rho: 0/21 runs present")
+    assert "CPU-scale tier" in opening.banner("SAM against ρ").data
     assert an.sgd_curve_text(rs) == ("SGD test accuracy by epoch (2 seeds; epochs after 8 run "
                                      "at the constant LR): 1: 80.5%, 2: 80.5%, 3: 80.5%, "
                                      "4: 80.5%, 5: 80.5%, 6: 80.5%, 7: 80.5%, 8: 80.5%, "

@@ -9,8 +9,7 @@ Layers, lowest first (a module may import its own layer and the ones below):
 4. ``runs``: config, train step and loop, probe, full-batch study, sweeps, store, CLI;
 5. ``report``, ``plotting``: the chapters' tables and figures.
 
-The modules named in COMPAT keep old import paths working; they take the layer of what they
-re-export, and no module inside a layer package may import them.
+The package top holds only these modules and layer packages: no compatibility re-exports.
 """
 
 from __future__ import annotations
@@ -25,14 +24,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PKG
 
 LAYERS = {
     "checks": 0, "methods": 0,
-    "rd": 1, "landscapes": 1, "sam": 1, "dynamics": 1,
+    "rd": 1,
     "optim": 2,
     "data": 3, "models": 3, "diagnostics": 3,
-    "runs": 4, "train": 4, "experiments": 4, "stats": 0,
-    "report": 5, "plotting": 5, "analysis": 5, "fullbatch": 5,
+    "runs": 4, "stats": 0,
+    "report": 5, "plotting": 5,
     "__init__": 0,
 }
-COMPAT = {"landscapes", "sam", "dynamics", "train", "experiments", "fullbatch", "analysis"}
 LAYER_PACKAGES = {"rd", "optim", "data", "runs", "report"}
 MAX_LINES = 400
 # Files allowed over MAX_LINES, each one concept: (none today).
@@ -93,8 +91,6 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
             if LAYERS[top(dep)] > LAYERS[top(mod)]:
                 bad.append(f"{mod} (layer {LAYERS[top(mod)]}) imports {dep} "
                            f"(layer {LAYERS[top(dep)]})")
-            if top(mod) in LAYER_PACKAGES and top(dep) in COMPAT:
-                bad.append(f"{mod} imports the compatibility module {dep}")
     return sorted(bad)
 
 
@@ -125,6 +121,14 @@ def test_every_module_has_a_layer():
     assert {top(m) for m in modules()} <= set(LAYERS)
 
 
+def test_the_package_top_is_the_layers_and_nothing_else():
+    """No compatibility module at the top: every top-level name is a layer module or package."""
+    tops = {p.stem if p.is_file() else p.name for p in SRC.iterdir()
+            if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert tops == set(LAYERS)
+    assert LAYER_PACKAGES <= {p.name for p in SRC.iterdir() if p.is_dir()}
+
+
 def test_no_import_circles():
     assert find_cycle(import_graph()) is None
 
@@ -142,15 +146,12 @@ def test_the_checks_catch_a_planted_bad_import():
     graph = import_graph()
     graph[f"{PKG}.rd.landscapes"] = graph[f"{PKG}.rd.landscapes"] | {f"{PKG}.rd.sam"}
     assert find_cycle(graph) is not None
-    graph = import_graph()
-    graph[f"{PKG}.runs.step"] = graph[f"{PKG}.runs.step"] | {f"{PKG}.train"}
-    assert layer_violations(graph) == [f"{PKG}.runs.step imports the compatibility module {PKG}.train"]
 
 
 def test_the_import_parser_sees_relative_and_function_level_imports():
     graph = import_graph()
     assert f"{PKG}.rd.landscapes" in graph[f"{PKG}.rd.sam"]  # from .landscapes import ...
-    assert f"{PKG}.dynamics" in graph[f"{PKG}.plotting"]  # inside a function
+    assert f"{PKG}.rd.dynamics" in graph[f"{PKG}.plotting"]  # inside a function
     assert f"{PKG}.runs.step" in graph[f"{PKG}.runs.fullbatch.runner"]  # from ..step import
 
 
@@ -160,3 +161,24 @@ def test_no_file_over_the_size_limit(name):
     n = len(path.read_text().splitlines())
     rel = str(path.relative_to(SRC))
     assert n <= MAX_LINES or rel in LONG_FILES, f"{rel} has {n} lines (limit {MAX_LINES})"
+
+
+def architecture_paths() -> list[str]:
+    """The file and folder paths ARCHITECTURE.md names in backticks."""
+    import re
+
+    text = (SRC.parents[1] / "ARCHITECTURE.md").read_text()
+    return sorted({t for t in re.findall(r"`(\w[\w./]*)`", text) if t.endswith((".py", "/"))})
+
+
+@pytest.mark.parametrize("rel", architecture_paths())
+def test_every_path_in_architecture_md_exists(rel):
+    root = SRC.parents[1]
+    assert (SRC / rel).exists() or (root / rel).exists(), f"ARCHITECTURE.md names {rel}; no such path"
+
+
+def test_architecture_md_names_every_layer_module():
+    named = set(architecture_paths())
+    for top_name in LAYERS:
+        if top_name != "__init__":
+            assert f"{top_name}/" in named or f"{top_name}.py" in named, top_name

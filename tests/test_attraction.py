@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sam_hallucination import dynamics as D
-from sam_hallucination import sam
-from sam_hallucination.landscapes import ASYM_PARAMS, ASYMMETRIC, DTYPE
 from sam_hallucination.rd import attraction as AT
+from sam_hallucination.rd import dynamics as D
+from sam_hallucination.rd import sam
+from sam_hallucination.rd.landscapes import ASYM_PARAMS, ASYMMETRIC, DTYPE
 
 C_ASYM = AT.coefficients_of_asymmetric(ASYM_PARAMS)
 

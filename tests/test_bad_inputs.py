@@ -14,10 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from sam_hallucination import dynamics as D
-from sam_hallucination.experiments import RunConfig, Sweep, main, run_sweep
-from sam_hallucination.landscapes import DOUBLE_WELL, RING
 from sam_hallucination.optim import SAM
+from sam_hallucination.rd import dynamics as D
+from sam_hallucination.rd.landscapes import DOUBLE_WELL, RING
+from sam_hallucination.runs.cli import main
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.sweeps import Sweep, run_sweep
 
 torch.set_num_threads(1)
 HANG_S = 30

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sam_hallucination import analysis as an
+from sam_hallucination import report as an
 from sam_hallucination.report import compare as RC
 from sam_hallucination.report import probe as RP
 
@@ -21,7 +21,7 @@ def tier():
     rho = an.load_set("cifar10-cpu-rho", RESULTS, fallback=None)
     remedy = an.load_set("cifar10-cpu-remedy", RESULTS, fallback=None)
     assert len(rho.records) == 14 and len(remedy.records) == 26, "CPU tier results missing"
-    rho.cpu_tier = remedy.cpu_tier = True
+    assert rho.tier == remedy.tier == "cpu"  # a CPU-scale sweep knows its tier
     return rho, remedy
 
 

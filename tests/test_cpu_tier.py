@@ -10,23 +10,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_hallucination import analysis as an
+from sam_hallucination import report as an
 from sam_hallucination.data import load_dataset
-from sam_hallucination.experiments import (
-    RunConfig,
+from sam_hallucination.models import count_parameters, make_model
+from sam_hallucination.report.cifar import CPU_TIER_LABEL, pick_set
+from sam_hallucination.runs.cli import main
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.estimate import cpu_calibration, group_seconds
+from sam_hallucination.runs.store import validate_record, write_json_atomic
+from sam_hallucination.runs.sweeps import (
+    CPU_TIER_WIDTH,
+    SWEEPS,
     Sweep,
+    cpu_tier_base,
     get_sweep,
     grid,
     load_results,
-    main,
     run_sweep,
-    write_json_atomic,
 )
-from sam_hallucination.models import count_parameters, make_model
-from sam_hallucination.report.cifar import CPU_TIER_LABEL, pick_set
-from sam_hallucination.runs.estimate import cpu_calibration, group_seconds
-from sam_hallucination.runs.store import validate_record
-from sam_hallucination.runs.sweeps import CPU_TIER_WIDTH, SWEEPS, cpu_tier_base
 
 ROOT = Path(__file__).resolve().parents[1]
 RHO, REMEDY = "cifar10-cpu-rho", "cifar10-cpu-remedy"
@@ -159,3 +160,12 @@ def test_pick_set_prefers_gpu_then_cpu_tier_then_smoke(tmp_path):
     rs = pick_set("cifar10-rho", tmp_path)
     assert rs.tier == "gpu" and rs.label == "sweep cifar10-rho" and len(rs.records) == 1
     assert not an.provenance_text(rs).startswith(CPU_TIER_LABEL)
+
+
+def test_a_result_set_has_one_tier_of_three():
+    assert an.tier_of("cifar10-cpu-probe") == "cpu" and an.tier_of("cifar10-rho") == "gpu"
+    rs = an.ResultSet("cifar10-rho", [], tier="smoke")
+    assert rs.smoke and rs.label == an.SMOKE_LABEL
+    assert an.ResultSet("cifar10-cpu-rho", [], tier="cpu").label == CPU_TIER_LABEL
+    with pytest.raises(ValueError, match="tier must be one of"):
+        an.ResultSet("cifar10-rho", [], tier="tpu")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sam_hallucination import dynamics as D
-from sam_hallucination import sam
-from sam_hallucination.landscapes import ASYMMETRIC, DOUBLE_WELL, DTYPE, RING
+from sam_hallucination.rd import dynamics as D
+from sam_hallucination.rd import sam
+from sam_hallucination.rd.landscapes import ASYMMETRIC, DOUBLE_WELL, DTYPE, RING
 
 E = D.EndState
 

@@ -9,17 +9,10 @@ import pytest
 import torch
 
 from sam_hallucination.data import load_dataset
-from sam_hallucination.experiments import (
-    SCHEMA_VERSION,
-    SWEEPS,
-    RunConfig,
-    Sweep,
-    get_sweep,
-    grid,
-    load_results,
-    main,
-    run_sweep,
-)
+from sam_hallucination.runs.cli import main
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.store import SCHEMA_VERSION
+from sam_hallucination.runs.sweeps import SWEEPS, Sweep, get_sweep, grid, load_results, run_sweep
 
 torch.set_num_threads(1)
 SYN = {"synthetic": load_dataset("synthetic")}
@@ -248,19 +241,18 @@ def test_probe_result_and_seed_filter(tmp_path, capsys):
 
 
 def test_git_info_falls_back_to_env(monkeypatch, tmp_path):
-    from sam_hallucination import experiments as ex
     from sam_hallucination.runs import store
 
     monkeypatch.setattr(store, "repo_root", lambda: tmp_path)  # not a git checkout
     monkeypatch.delenv("SAM_GIT_COMMIT", raising=False)
-    assert ex.git_info() == {"commit": "unknown", "dirty": None}
+    assert store.git_info() == {"commit": "unknown", "dirty": None}
     monkeypatch.setenv("SAM_GIT_COMMIT", "0123abcd")
-    assert ex.git_info() == {"commit": "0123abcd", "dirty": None}
+    assert store.git_info() == {"commit": "0123abcd", "dirty": None}
 
 
 def test_old_results_load_with_a_note_of_what_they_lack(tmp_path):
     """Schema-2 files (the committed ones before schema 3) still load, with schema_notes."""
-    from sam_hallucination.experiments import read_result
+    from sam_hallucination.runs.store import read_result
 
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"schema_version": 2, "status": "ok",

@@ -21,11 +21,12 @@ from torch import nn
 
 from sam_hallucination.data import DataIntegrityError, load_dataset
 from sam_hallucination.data import cache as C
-from sam_hallucination.experiments import RunConfig, Sweep, grid, load_results, run_sweep
-from sam_hallucination.fullbatch import FullBatchConfig, Problem
 from sam_hallucination.optim import SAM
 from sam_hallucination.runs import fullbatch as fb
 from sam_hallucination.runs import loop, store, sweeps
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.fullbatch import FullBatchConfig, Problem
+from sam_hallucination.runs.sweeps import Sweep, grid, load_results, run_sweep
 
 torch.set_num_threads(1)
 SYN = {"synthetic": load_dataset("synthetic")}

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sam_hallucination import fullbatch as fb
-from sam_hallucination.fullbatch import FullBatchConfig, Problem
-from sam_hallucination.runs.fullbatch import runner
+from sam_hallucination import report as rp
+from sam_hallucination.runs import fullbatch as fb
+from sam_hallucination.runs.fullbatch import FullBatchConfig, Problem, runner
 
 TINY = dict(n_train=12, n_test=6, hidden=3, steps=2, continue_steps=3, log_every=1,
             slice_points=5, grid_points=3, lr=0.1)
@@ -181,14 +181,14 @@ def test_summary_and_table_from_a_record():
     prob = tiny_problem()
     cfg = FullBatchConfig(method="sam", rho=0.3, **dict(TINY, steps=10, log_every=2))
     rec = {**fb.run(cfg, prob), "config": cfg.to_dict()}
-    row = fb.summary_row(rec)
+    row = rp.summary_row(rec)
     assert row["rho"] == 0.3 and row["f_drop"] == rec["continuation"]["f_drop"]
     # tail = logged steps >= 8 (last 20% of 10): steps 8 and 10
     tail = [r["ratio"] for r in rec["log"] if r["step"] >= 8]
     assert row["ratio_tail"] == pytest.approx(sum(tail) / 2)
-    steps, vals = fb.curve(rec, "f", continuation=True)
+    steps, vals = rp.curve(rec, "f", continuation=True)
     assert steps.tolist() == [0, 2, 4, 6, 8, 10, 12, 13] and vals[-1] == rec["continuation"]["f"]
-    table = fb.format_table([row, {**row, "f_drop": None}], [("rho", "rho", ".2f"),
+    table = rp.format_table([row, {**row, "f_drop": None}], [("rho", "rho", ".2f"),
                                                             ("f_drop", "drop", ".3f")])
     lines = table.splitlines()
     assert lines[0].split() == ["rho", "drop"] and lines[2].split() == ["0.30", "—"]

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_fullbatch import TINY, tiny_problem
 
-from sam_hallucination import fullbatch as fb
-from sam_hallucination.fullbatch import FullBatchConfig
-from sam_hallucination.runs.fullbatch import robust
+from sam_hallucination import report as rp
+from sam_hallucination.runs import fullbatch as fb
+from sam_hallucination.runs.fullbatch import FullBatchConfig, robust
 from sam_hallucination.runs.fullbatch.problem import flip_labels
 
 
@@ -74,41 +74,41 @@ def _rec(steps, f, ratio=None, method="sam", cont=None):
 
 def test_ratio_quantiles_cdf_and_window():
     rec = _rec(list(range(0, 110, 10)), [2.0] * 11, ratio=[9.0] * 8 + [0.05, 0.1, 0.2])
-    q = fb.ratio_quantiles(rec)  # tail: steps >= 80
+    q = rp.ratio_quantiles(rec)  # tail: steps >= 80
     assert q["q50"] == pytest.approx(0.1) and q["q10"] < q["q50"] < q["q90"]
-    assert fb.ratio_cdf(rec, np.array([0.01, 0.1, 1.0])).tolist() == [0.0, 1 / 3, 1.0]
-    assert fb.window_ratios(rec, 81, 20).tolist() == [0.1, 0.2]
+    assert rp.ratio_cdf(rec, np.array([0.01, 0.1, 1.0])).tolist() == [0.0, 1 / 3, 1.0]
+    assert rp.window_ratios(rec, 81, 20).tolist() == [0.1, 0.2]
 
 
 def test_gd_equivalent_steps_and_progress():
     gd = _rec([0, 10, 20], [2.0, 1.0, 0.5])
-    assert fb.gd_equivalent_steps(1.5, gd) == pytest.approx(5.0)
-    assert fb.gd_equivalent_steps(3.0, gd) == 0.0
-    assert fb.gd_equivalent_steps(0.1, gd) == math.inf
-    assert fb.progress_fraction(_rec([0, 10, 20, 40], [2, 2, 2, 1.0]), gd) == 0.25
+    assert rp.gd_equivalent_steps(1.5, gd) == pytest.approx(5.0)
+    assert rp.gd_equivalent_steps(3.0, gd) == 0.0
+    assert rp.gd_equivalent_steps(0.1, gd) == math.inf
+    assert rp.progress_fraction(_rec([0, 10, 20, 40], [2, 2, 2, 1.0]), gd) == 0.25
 
 
 def test_continuation_vs_gd_pairs_equal_step_counts():
     gd = _rec([0, 5, 10], [2.0, 1.0, 0.5])
     run = _rec([0, 10], [2.0, 1.9], cont=[{"step": 10, "f": 1.9}, {"step": 15, "f": 1.2},
                                           {"step": 20, "f": 0.6}])
-    rows = fb.continuation_vs_gd(run, gd, ks=(5, 10))
+    rows = rp.continuation_vs_gd(run, gd, ks=(5, 10))
     assert [(r["k"], r["f_cont"], r["f_gd"]) for r in rows] == [(5, 1.2, 1.0), (10, 0.6, 0.5)]
     assert rows[0]["gap"] == pytest.approx(0.2)
 
 
 def test_settled_step_and_onset():
-    assert fb.settled_step(_rec([0, 10, 20, 30], [2.3, 2.1, 1.9, 1.5]), 2.0) == 20
-    assert fb.settled_step(_rec([0, 10, 20], [2.3, 2.2, 2.25]), 2.0) == 0
+    assert rp.settled_step(_rec([0, 10, 20, 30], [2.3, 2.1, 1.9, 1.5]), 2.0) == 20
+    assert rp.settled_step(_rec([0, 10, 20], [2.3, 2.2, 2.25]), 2.0) == 0
     rows = [{"alpha": a, "ratio": r, "f": f} for a, r, f in
             [(1, 0.1, 1.0), (1, 0.5, 2.2), (1, 1.0, 2.3), (2, 0.1, 1.0), (2, 1.0, 1.5)]]
-    assert fb.onset(rows, 2.0) == {1: 0.5, 2: None}
+    assert rp.onset(rows, 2.0) == {1: 0.5, 2: None}
 
 
 def test_git_dirty_reads_provenance():
-    assert fb.git_dirty({"provenance": {"git": {"dirty": True}}}) is True
-    assert fb.git_dirty({"provenance": {"git": {"dirty": False}}}) is False
-    assert fb.git_dirty({}) is None
+    assert rp.git_dirty({"provenance": {"git": {"dirty": True}}}) is True
+    assert rp.git_dirty({"provenance": {"git": {"dirty": False}}}) is False
+    assert rp.git_dirty({}) is None
 
 
 def test_robust_grid(monkeypatch):

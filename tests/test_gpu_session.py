@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from sam_hallucination.experiments import RunConfig, get_sweep
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.sweeps import get_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SESSION = REPO / "scripts" / "gpu_session.sh"

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sam_hallucination.dynamics import refine_critical_point
-from sam_hallucination.landscapes import (
+from sam_hallucination.rd.dynamics import refine_critical_point
+from sam_hallucination.rd.landscapes import (
     ASYMMETRIC,
     ASYMMETRIC_CRITICAL_POINTS,
     DOUBLE_WELL,

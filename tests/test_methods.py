@@ -13,9 +13,10 @@ def test_each_scope_keeps_its_historical_names():
     assert method_names("rd") == ("gd", "sam", "usam")
     assert method_names("network") == ("sgd", "sam", "switch", "rho-decay", "switch-signal")
     assert method_names("full-batch") == ("gd", "sam", "switch", "sgd-sam")
-    from sam_hallucination import dynamics, fullbatch, train
+    from sam_hallucination.rd import dynamics
+    from sam_hallucination.runs import config, fullbatch
     assert dynamics.METHODS == method_names("rd")
-    assert train.METHODS == method_names("network")
+    assert config.METHODS == method_names("network")
     assert fullbatch.METHODS == method_names("full-batch")
 
 
@@ -44,6 +45,6 @@ def test_a_new_method_is_one_registry_entry(monkeypatch):
 
 
 def test_labels_come_from_the_registry():
-    from sam_hallucination import analysis
+    from sam_hallucination import report
 
-    assert analysis.METHOD_LABELS == method_labels("network")
+    assert report.METHOD_LABELS == method_labels("network")

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from sam_hallucination.fullbatch import Problem
 from sam_hallucination.runs import netfixed as nf
+from sam_hallucination.runs.fullbatch import Problem
 
 
 def tiny_net(hidden: int = 3) -> nf.SmallNet:

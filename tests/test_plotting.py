@@ -55,9 +55,10 @@ def test_text_table_escapes_html():
 
 
 def test_coverage_banner_follows_the_tier():
-    assert plotting.coverage_warning(False, "cifar10-rho: 21/21 runs present", "x") is None
     assert plotting.coverage_warning("gpu", "cifar10-rho: 21/21 runs present", "x") is None
-    w = plotting.coverage_warning(True, "cifar10-rho: 0/21 runs present", "SAM against ρ")
+    with pytest.raises(ValueError, match="tier must be"):  # a bool is no tier any more
+        plotting.coverage_warning(True, "cifar10-rho: 0/21 runs present", "x")
+    w = plotting.coverage_warning("smoke", "cifar10-rho: 0/21 runs present", "SAM against ρ")
     assert plotting.PREVIEW_MARKER in w.data and "0/21 runs present" in w.data
     assert "admonition warning" in w.data and plotting.CPU_TIER_MARKER not in w.data
     c = plotting.coverage_warning("cpu", "cifar10-rho: 0/21 runs present", "SAM against ρ")
@@ -132,3 +133,17 @@ def test_every_registered_method_has_a_colour() -> None:
 
     missing = sorted(set(METHODS) - set(METHOD_COLORS))
     assert not missing, f"add a colour to plotting.METHOD_COLORS for {missing}"
+
+
+def test_a_table_built_from_rows_renders_from_its_cells_not_its_text():
+    from sam_hallucination.report.tables import Table, format_table
+
+    rows = [{"rho": 0.5, "acc": 0.91}, {"rho": 1.0, "acc": None}]
+    t = format_table(rows, [("rho", "rho", ".1f"), ("acc", "test  acc", ".2f")])
+    assert isinstance(t, Table) and t == "rho  test  acc\n0.5       0.91\n1.0          —"
+    html = plotting.TextTable(t)._repr_html_()
+    assert "<th>test  acc</th>" in html and "<td>—</td>" in html  # one header, from the cells
+    assert html == plotting.TextTable(str(t))._repr_html_()  # what parsing its text gave
+    one = format_table(rows, [("rho", "rho", ".1f")])  # one column: text parsing gives up
+    assert "<table" in plotting.TextTable(one)._repr_html_()
+    assert "<pre>" in plotting.TextTable(str(one))._repr_html_()

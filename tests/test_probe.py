@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from sam_hallucination.data import load_dataset
-from sam_hallucination.experiments import RunConfig, Sweep, grid, load_results, run_sweep
 from sam_hallucination.runs import probe as P
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.sweeps import Sweep, grid, load_results, run_sweep
 
 torch.set_num_threads(1)
 SYN = {"synthetic": load_dataset("synthetic")}
@@ -74,7 +75,7 @@ def test_control_from_disk_and_missing(fresh_cache):
 def test_report_uses_the_matched_control():
     from test_analysis import probe, record
 
-    from sam_hallucination import analysis as an
+    from sam_hallucination import report as an
 
     sgd_c, sam_c = BASE, BASE.replace(method="sam", rho=2.0)
     stalled = probe(2.0, step=0.01, step_se=0.01, sgd_drop=0.05)

@@ -25,8 +25,9 @@ import torch
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[distributed]'")
 psutil = pytest.importorskip("psutil")
 
-from sam_hallucination.experiments import Sweep, get_sweep, load_results, main, run_sweep  # noqa: E402
+from sam_hallucination.runs.cli import main  # noqa: E402
 from sam_hallucination.runs.ray_backend import FAILURES_LOG  # noqa: E402
+from sam_hallucination.runs.sweeps import Sweep, get_sweep, load_results, run_sweep  # noqa: E402
 
 SMOKE = get_sweep("smoke")
 # what a run computed; provenance and timings differ by design
@@ -73,7 +74,7 @@ def test_killed_driver_resumes_without_duplicates_or_partial_files(tmp_path):
     results = tmp_path / "results"
     folder = results / "smoke"
     env = dict(os.environ, RAY_TMPDIR=short_tmp(), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "sam_hallucination.experiments", "smoke", "--device", "cpu",
+    cmd = [sys.executable, "-m", "sam_hallucination.runs", "smoke", "--device", "cpu",
            "--results", str(results), "--backend", "ray", "--no-progress"]
     log = open(tmp_path / "driver1.log", "w")
     tree: list[psutil.Process] = []

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sam_hallucination.experiments import RunConfig
+from sam_hallucination.runs.config import RunConfig
 from sam_hallucination.runs.loop import train
 from sam_hallucination.runs.sweeps import get_sweep
 
@@ -42,7 +42,7 @@ def committed(method: str) -> Path:
         if c.method == method and path.exists():
             return path
     pytest.fail(f"no committed results/smoke record for method {method!r}: run "
-                "`python -m sam_hallucination.experiments smoke` and commit results/smoke/")
+                "`python -m sam_hallucination.runs smoke` and commit results/smoke/")
 
 
 @pytest.fixture(scope="module")

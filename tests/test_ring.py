@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sam_hallucination import dynamics as D
-from sam_hallucination.landscapes import DTYPE, RING
+from sam_hallucination.rd import dynamics as D
 from sam_hallucination.rd import ring as RG
+from sam_hallucination.rd.landscapes import DTYPE, RING
 from sam_hallucination.runs.cache import load_or_compute
 
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from sam_hallucination import sam
 from sam_hallucination.checks import check_radius
-from sam_hallucination.landscapes import RING
+from sam_hallucination.rd import sam
+from sam_hallucination.rd.landscapes import RING
 
 
 def tilted(x):

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sam_hallucination.data import load_dataset
-from sam_hallucination.experiments import RunConfig
-from sam_hallucination.train import grad_norm, lr_at, train
+from sam_hallucination.runs.config import RunConfig
+from sam_hallucination.runs.loop import lr_at, train
+from sam_hallucination.runs.step import grad_norm
 
 torch.set_num_threads(1)
 SYN = load_dataset("synthetic")
@@ -173,7 +174,7 @@ def test_probe_skipped_when_the_run_diverges():
 
 
 def test_fixed_batches_are_unaugmented_and_seeded():
-    from sam_hallucination.train import fixed_batches
+    from sam_hallucination.runs.probe import fixed_batches
 
     a = fixed_batches(SYN, 3, 32, torch.device("cpu"), seed=5)
     b = fixed_batches(SYN, 3, 32, torch.device("cpu"), seed=5)

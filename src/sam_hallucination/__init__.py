@@ -10,8 +10,9 @@ Layers, lowest first; imports point down (see ARCHITECTURE.md and tests/test_arc
 - ``runs``: config, one train step, loop, probe, full-batch study, sweeps, store, CLI.
 - ``report``, ``plotting``: the chapters' tables and figures; the plot style.
 
-``landscapes``, ``sam``, ``dynamics``, ``train``, ``experiments``, ``fullbatch`` and
-``analysis`` keep their old import paths as thin compatibility modules.
+Import the layer packages (``sam_hallucination.rd.dynamics``, ``sam_hallucination.report``,
+...); the CLIs are ``python -m sam_hallucination.runs`` and ``python -m
+sam_hallucination.runs.fullbatch``.
 """
 
 __version__ = "0.1.0"

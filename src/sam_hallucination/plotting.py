@@ -101,8 +101,8 @@ def ring_triptych(rho: float = 1.5, lim: float = 1.45, n: int = 301, dpi: int | 
     import numpy as np
     import torch
 
-    from . import dynamics
-    from .landscapes import DTYPE, RING
+    from .rd import dynamics
+    from .rd.landscapes import DTYPE, RING
 
     g1 = np.linspace(-lim, lim, n) + 1e-7  # keep the origin (where u is undefined) off the grid
     xx, yy = np.meshgrid(g1, g1)
@@ -189,7 +189,7 @@ def _split_columns(lines: list[str], min_gap: int = 2) -> list[list[str]] | None
 
 @dataclass(frozen=True)
 class TextTable:
-    """A table printed as aligned text (``analysis.format_table`` and friends), shown as an
+    """A table printed as aligned text (``report.format_table`` and friends), shown as an
     HTML table in the book and as the same text in a terminal.
 
     Lines before the table that hold no run of two spaces are its caption; a blank line
@@ -203,6 +203,11 @@ class TextTable:
 
     def blocks(self) -> list[tuple[list[str], list[list[str]] | None, list[str]]]:
         """(caption lines, rows or None, raw table lines) for each blank-line-separated block."""
+        from .report.tables import Table
+
+        if isinstance(self.text, Table):  # built from rows: its cells, no parsing
+            return [([], [list(self.text.header), *map(list, self.text.rows)],
+                     self.text.split("\n"))]
         out = []
         for block in re.split(r"\n\s*\n", self.text.strip("\n")):
             lines = block.rstrip().split("\n")
@@ -215,18 +220,15 @@ class TextTable:
         return out
 
     def _repr_html_(self) -> str:
+        from .report.tables import html_table
+
         parts = []
         for caption, rows, body in self.blocks():
             cap = "".join(f"<p class=\"table-caption\">{html.escape(c)}</p>" for c in caption)
             if rows is None:
                 parts.append(cap + "<pre>" + html.escape("\n".join(body)) + "</pre>")
                 continue
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-            body_html = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-            )
-            parts.append(f"{cap}<table class=\"text-table\"><thead><tr>{head}</tr></thead>"
-                         f"<tbody>{body_html}</tbody></table>")
+            parts.append(cap + html_table(rows[0], rows[1:]))
         return "<div class=\"text-tables\">" + "".join(parts) + "</div>"
 
 
@@ -245,19 +247,20 @@ PREVIEW_MARKER = "smoke-preview"  # book/_ext/preview_titles.py adds "(preview)"
 CPU_TIER_MARKER = "cpu-tier-banner"  # ... and "(CPU scale)" to pages that show the CPU-scale tier
 
 
-def coverage_warning(tier: bool | str, coverage: str, what: str):
+def coverage_warning(tier: str, coverage: str, what: str):
     """The banner (an ``IPython.display.HTML``) that opens a chapter whose GPU grid is owed,
     or None once the GPU results exist, so it disappears by itself.
 
     ``tier`` is the tier shown: ``"smoke"`` (a warning: the page tests the code path only),
     ``"cpu"`` (a note: the page shows the CPU-scale tier, real but small runs) or ``"gpu"``
-    (no banner); ``True``/``False`` mean ``"smoke"``/``"gpu"``. ``coverage`` is the GPU
-    grid's coverage line (``analysis.coverage_text``); ``what`` says what the grid tests,
-    e.g. ``"SAM against ρ on CIFAR-10"``.
+    (no banner): a ``ResultSet.tier``. ``coverage`` is the GPU grid's coverage line
+    (``report.coverage_text``); ``what`` says what the grid tests, e.g. ``"SAM against ρ on
+    CIFAR-10"``.
     """
-    tier = {True: "smoke", False: "gpu"}.get(tier, tier) if isinstance(tier, bool) else tier
-    if tier not in ("smoke", "cpu", "gpu"):
-        raise ValueError(f"tier must be 'smoke', 'cpu' or 'gpu', got {tier!r}")
+    from .report.tiers import CPU_TIER_LABEL, CPU_TIER_TEXT, TIERS
+
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS} (a ResultSet.tier), got {tier!r}")
     if tier == "gpu":
         return None
     from IPython.display import HTML
@@ -270,11 +273,10 @@ def coverage_warning(tier: bool | str, coverage: str, what: str):
             "table and verdict below tests the code path only and says nothing about SAM. "
         )
     else:
-        kind, marker, title = "note", CPU_TIER_MARKER, "CPU scale: small CNN, 10k-image subset"
+        kind, marker, title = "note", CPU_TIER_MARKER, CPU_TIER_LABEL
         body = (
-            "This page shows the <strong>CPU-scale tier</strong>: real training runs of a small "
-            "CNN (about 72k parameters) on a 10,000-image subset of CIFAR-10, run on a 2-core "
-            "CPU. Every figure, table and verdict below is computed from them and holds for "
+            f"This page shows the <strong>CPU-scale tier</strong>: {CPU_TIER_TEXT}. "
+            "Every figure, table and verdict below is computed from them and holds for "
             f"that setting only; the GPU grid for {html.escape(what)} is not committed yet. "
         )
     return HTML(

@@ -21,10 +21,9 @@ from typing import Any
 from ..methods import method_labels
 from ..runs.config import RunConfig
 from ..runs.sweeps import get_sweep, load_results
+from .tiers import CPU_TIER_LABEL, SMOKE_LABEL, TIERS, tier_of
 
-SMOKE_LABEL = "CPU smoke run — not the experiment"
 SMOKE_SWEEP = "smoke-cifar"
-CPU_TIER_LABEL = "CPU scale: small CNN, 10k-image subset"
 # Each GPU sweep's CPU-scale tier (issue 18): shown when the GPU grid has no results yet.
 CPU_TIERS = {"cifar10-rho": "cifar10-cpu-rho", "cifar10-remedy": "cifar10-cpu-remedy"}
 METHOD_LABELS = method_labels("network")
@@ -38,28 +37,32 @@ PROFILES: dict[str, dict[str, Any]] = {
 Cell = tuple[str, float, float]  # (method, rho, switch_frac)
 
 
+
+
 @dataclass
 class ResultSet:
-    """The records shown for one sweep, and whether they are the CPU smoke stand-in."""
+    """The records shown for one sweep, and their tier: "gpu" (the sweep itself), "cpu" (the
+    CPU-scale tier standing in for a GPU grid) or "smoke" (the CPU smoke stand-in)."""
 
     sweep: str
     records: list[dict[str, Any]]
     expected: list[RunConfig] = field(default_factory=list)
-    smoke: bool = False
+    tier: str = "gpu"
     source: str = ""
-    cpu_tier: bool = False  # the CPU-scale tier standing in for a GPU grid
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {TIERS}, got {self.tier!r}")
 
     @property
-    def tier(self) -> str:
-        """Which tier the records are: "gpu" (the sweep itself), "cpu" or "smoke"."""
-        return "smoke" if self.smoke else "cpu" if self.cpu_tier else "gpu"
+    def smoke(self) -> bool:
+        """Whether these are the smoke stand-in (which says nothing about SAM)."""
+        return self.tier == "smoke"
 
     @property
     def label(self) -> str:
         """What to put in titles: the smoke label, the CPU-tier label, or the sweep name."""
-        if self.smoke:
-            return SMOKE_LABEL
-        return CPU_TIER_LABEL if self.cpu_tier else f"sweep {self.sweep}"
+        return {"smoke": SMOKE_LABEL, "cpu": CPU_TIER_LABEL}.get(self.tier, f"sweep {self.sweep}")
 
     def present(self) -> int:
         """How many runs of the target sweep have a result (0 for a smoke stand-in)."""
@@ -74,16 +77,18 @@ def cell_of(x: dict[str, Any] | RunConfig) -> Cell:
     return (get("method"), float(get("rho")), float(get("switch_frac") or 0.0))
 
 
-def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | None = SMOKE_SWEEP
-             ) -> ResultSet:
-    """The results of ``sweep``; without any, the fallback smoke records of its methods."""
+def load_set(sweep: str, results_dir: str | Path = "results", fallback: str | None = SMOKE_SWEEP,
+             tier: str | None = None) -> ResultSet:
+    """The results of ``sweep``; without any, the fallback smoke records of its methods.
+    ``tier`` defaults to :func:`tier_of` ``sweep``."""
     expected = get_sweep(sweep).runs
     recs = load_results(sweep, results_dir)
     if recs or fallback is None:
-        return ResultSet(sweep, recs, expected, smoke=False, source=str(Path(results_dir) / sweep))
+        tier = tier or tier_of(sweep)
+        return ResultSet(sweep, recs, expected, tier=tier, source=str(Path(results_dir) / sweep))
     methods = {c.method for c in expected}
     smoke = [r for r in load_results(fallback, results_dir) if r["config"]["method"] in methods]
-    return ResultSet(sweep, smoke, expected, smoke=True, source=str(Path(results_dir) / fallback))
+    return ResultSet(sweep, smoke, expected, tier="smoke", source=str(Path(results_dir) / fallback))
 
 
 def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | None = None,
@@ -96,9 +101,8 @@ def pick_set(sweep: str, results_dir: str | Path = "results", cpu_sweep: str | N
         return gpu
     cpu_name = cpu_sweep or CPU_TIERS.get(sweep)
     if cpu_name is not None:
-        cpu = load_set(cpu_name, results_dir, fallback=None)
+        cpu = load_set(cpu_name, results_dir, fallback=None, tier="cpu")
         if cpu.records:
-            cpu.cpu_tier = True
             return cpu
     return load_set(sweep, results_dir, fallback)
 
@@ -115,19 +119,46 @@ def chapter_sets(sweep: str, results_dir: str | Path = "results"
         raise FileNotFoundError(
             f"no results for {sweep}{tier} under {Path(results_dir).resolve()}; restore them "
             f"with `git checkout -- results/`, or run the sweep: `python -m "
-            f"sam_hallucination.experiments {cpu_name or sweep} --device cpu --threads 2`")
+            f"sam_hallucination.runs {cpu_name or sweep} --device cpu --threads 2`")
     if main.tier != "gpu" or cpu_name is None:
         return main, None
-    cpu = load_set(cpu_name, results_dir, fallback=None)
-    cpu.cpu_tier = True
+    cpu = load_set(cpu_name, results_dir, fallback=None, tier="cpu")
     return main, cpu if cpu.records else None
+
+
+@dataclass
+class ChapterResults:
+    """What opens Chapter 5 or 6: the result set shown (``main``), the CPU tier beside a GPU
+    grid (``cpu``), the GPU grid's coverage line, the tier paragraph and the provenance."""
+
+    main: ResultSet
+    cpu: ResultSet | None
+    gpu_coverage: str
+    source: str
+    provenance: str
+
+    def banner(self, what: str) -> Any:
+        """The banner for a page whose GPU grid is owed (``plotting.coverage_warning``), or
+        None when ``main`` is the GPU grid; ``what`` says what the grid tests."""
+        from ..plotting import coverage_warning
+
+        return coverage_warning(self.main.tier, self.gpu_coverage, what)
+
+
+def chapter_results(sweep: str, results_dir: str | Path = "results") -> ChapterResults:
+    """The one call that opens a CIFAR chapter for the GPU sweep ``sweep``
+    (:func:`chapter_sets`, its coverage, :func:`tier_description`, :func:`provenance_text`)."""
+    main, cpu = chapter_sets(sweep, results_dir)
+    coverage = coverage_text(load_set(sweep, results_dir, fallback=None))
+    return ChapterResults(main, cpu, coverage, tier_description(main, sweep, results_dir),
+                          provenance_text(main))
 
 
 def tier_lead(rs: ResultSet) -> str:
     """The italic lead-in that names where a verdict's numbers come from."""
     if rs.smoke:
         return f"*{SMOKE_LABEL}.*"
-    return f"*{CPU_TIER_LABEL if rs.cpu_tier else 'GPU grid'} (sweep `{rs.sweep}`).*"
+    return f"*{CPU_TIER_LABEL if rs.tier == 'cpu' else 'GPU grid'} (sweep `{rs.sweep}`).*"
 
 
 def tier_description(rs: ResultSet, gpu_sweep: str, results_dir: str | Path = "results") -> str:
@@ -144,7 +175,7 @@ def tier_description(rs: ResultSet, gpu_sweep: str, results_dir: str | Path = "r
         return (f"**{SMOKE_LABEL}** ({budget}): it tests the code path and says nothing "
                 "about SAM.")
     gpu = coverage_text(load_set(gpu_sweep, results_dir, fallback=None))
-    if rs.cpu_tier:
+    if rs.tier == "cpu":
         return (f"**{CPU_TIER_LABEL}** (sweep `{rs.sweep}`, {len(rs.records)} runs: "
                 f"{budget}). These are real training runs, and evidence about this small "
                 f"network on this subset only; the GPU grid is owed ({gpu}).")

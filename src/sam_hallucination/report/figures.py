@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .cifar import (
-    CPU_TIER_LABEL,
     METHOD_LABELS,
-    SMOKE_LABEL,
     Cell,
     ResultSet,
     cell_name,
@@ -23,7 +21,7 @@ from .probe import probe_rows
 
 
 def _title(ax: Any, text: str, rs: ResultSet) -> None:
-    tag = SMOKE_LABEL if rs.smoke else CPU_TIER_LABEL if rs.cpu_tier else ""
+    tag = rs.label if rs.tier != "gpu" else ""
     ax.set_title(f"{text}\n[{tag}]" if tag else text,
                  color="#D55E00" if rs.smoke else "black")
 

@@ -1,4 +1,4 @@
-"""The chapter-4 grid of runs, its profiles, and its CLI (``python -m sam_hallucination.fullbatch``)."""
+"""The chapter-4 grid of runs, its profiles, and its CLI (``python -m sam_hallucination.runs.fullbatch``)."""
 
 from __future__ import annotations
 
