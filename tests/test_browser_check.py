@@ -330,7 +330,7 @@ def test_browser_run_fails_cut_off_math_and_phone_overflow(tmp_path, capsys):
         "<table style='width: 60px'><tr><td>x</td><td style='width: 30px'>4.32e-02</td></tr></table>"
         "</article></body></html>"
     )
-    status = bc.main([str(html), "--out", str(tmp_path / "shots")])
+    status = bc.main([str(html), "--out", str(tmp_path / "shots"), "--strict-phone"])
     out = capsys.readouterr().out
     assert status == 1
     assert "PASS index.html" in out and "FAIL cut.html" in out and "FAIL phone.html" in out

@@ -22,8 +22,8 @@ from torch import nn
 from sam_hallucination.data import DataIntegrityError, load_dataset
 from sam_hallucination.data import cache as C
 from sam_hallucination.optim import SAM
+from sam_hallucination.runs import execute, loop, store
 from sam_hallucination.runs import fullbatch as fb
-from sam_hallucination.runs import loop, store, sweeps
 from sam_hallucination.runs.config import RunConfig
 from sam_hallucination.runs.fullbatch import FullBatchConfig, Problem
 from sam_hallucination.runs.sweeps import Sweep, grid, load_results, run_sweep
@@ -181,7 +181,6 @@ def test_swapped_result_files_are_detected_and_recomputed(finished, capsys):
 @pytest.mark.parametrize("edit,why", [
     (lambda r: r["config"].update(lr=0.5), "config differs.*lr"),
     (lambda r: r.pop("final"), "missing field.*final"),
-    (lambda r: r.update(schema_version=99), "schema_version 99"),
     (lambda r: r.update(sweep="other"), "belongs to sweep 'other'"),
     (lambda r: r.update(status="running"), "status 'running'"),
 ])
@@ -199,13 +198,19 @@ def test_edited_result_file_is_detected(finished, capsys, edit, why):
     assert path.name in log and re.search(why, log)
 
 
-def test_truncated_result_file_is_named_and_recomputed(finished, capsys):
+@pytest.mark.parametrize("damage", ["newer schema", "truncated"])
+def test_an_unreadable_record_is_kept_aside_and_its_run_refused(finished, capsys, damage):
+    # a record this checkout cannot read (newer schema, or cut short) is never overwritten
     sw, folder = finished
     path = folder / f"{sw.runs[0].run_id()}.json"
-    path.write_text(path.read_text()[:100])
+    text = (json.dumps({**json.loads(path.read_text()), "schema_version": 99})
+            if damage == "newer schema" else path.read_text()[:100])
+    path.write_text(text)
     out, log = rerun(sw, folder, capsys)
-    assert out["ran"] == [sw.runs[0].run_id()]
-    assert path.name in log and "unreadable" in log
+    assert path.name in log
+    assert out["ran"] == [] and out["refused"] == [sw.runs[0].run_id()]
+    kept = folder / f"{path.name}.refused"
+    assert kept.read_text() == text  # byte for byte
 
 
 def test_result_files_world_readable_and_stale_tmp_cleaned(finished, capsys):
@@ -230,7 +235,7 @@ def test_unwritable_results_folder_fails_before_training(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("trained before checking the results folder")
 
-    monkeypatch.setattr(sweeps, "train", no_training)
+    monkeypatch.setattr(execute, "train", no_training)
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
@@ -246,7 +251,7 @@ def test_unwritable_results_folder_fails_before_training(tmp_path, monkeypatch):
 
 
 def test_results_under_a_file_fail_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweeps, "train", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(execute, "train", lambda *a, **k: pytest.fail("trained"))
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError, match="not writable"):
         run_sweep(tiny_sweep(), results_dir=tmp_path / "file", device="cpu", progress=False,

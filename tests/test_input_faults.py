@@ -249,10 +249,10 @@ def test_stall_diagnostics_refuses_a_nan_batch_and_restores_the_model():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
 
 
-def test_looks_stalled_needs_noise_floors():
+def test_looks_stalled_without_noise_floors_claims_no_stall():
     d = stall_diagnostics(tiny_model(), nn.functional.cross_entropy, batches(1), rho=0.05)
-    with pytest.raises(ValueError, match="needs noise floors"):
-        d.looks_stalled()
+    # one batch: no noise floor, so no stall can be claimed (the probe of a tiny sweep)
+    assert d.looks_stalled() is False
     ok = StallDiagnostics(**(d.as_dict() | {"grad_se": 0.1, "sam_step_se": 0.1}))
     with pytest.raises(ValueError, match="z must be"):
         ok.looks_stalled(z=math.nan)

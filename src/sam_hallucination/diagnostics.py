@@ -84,11 +84,13 @@ class StallDiagnostics:
         return asdict(self)
 
     def looks_stalled(self, z: float = 3.0) -> bool:
-        """SAM step within ``z`` noise floors of 0 while the gradient is ``z`` floors above it."""
+        """SAM step within ``z`` noise floors of 0 while the gradient is ``z`` floors above it.
+
+        Without noise floors (one batch) no stall can be claimed: False.
+        """
         check_tol("z", z, positive=True)
         if not (math.isfinite(self.sam_step_se) and math.isfinite(self.grad_se)):
-            raise ValueError(f"looks_stalled needs noise floors, which need >= 2 batches "
-                             f"(this has n_batches={self.n_batches}); rerun with more batches")
+            return False
         return self.sam_step_norm <= z * self.sam_step_se and self.grad_norm > z * self.grad_se
 
 
