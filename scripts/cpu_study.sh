@@ -16,6 +16,8 @@ sweep cifar10-cpu-study --save-models
 ends cifar10-cpu-study --controls
 sweep cifar10-cpu-study-noise --save-models
 ends cifar10-cpu-study-noise
+sweep cifar10-cpu-study-asam --save-models
+ends cifar10-cpu-study-asam
 sweep cifar10-cpu-dose
 sweep cifar10-cpu-switch
 sweep cifar10-cpu-rule

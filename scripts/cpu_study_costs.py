@@ -32,8 +32,8 @@ def main() -> None:
     lines = ["# CPU study (issues 23-24): recipe calibration and measured costs",
              f"# Machine: {platform.processor() or platform.machine()}, {platform.system()}; "
              "runs as separate processes, one torch thread each, two at a time.",
-             "# Wall times were measured while other jobs shared the 2 cores (tests, builds):",
-             "# they are upper bounds on the cost of a run on an idle machine.", "",
+             "# Wall times were measured while other jobs shared the 2 cores (tests, builds, up to a",
+             "# load average of 14) and some include a pause: upper bounds on an idle machine's cost.", "",
              "== calibration: airbench w16, no augmentation, SGD vs SAM rho 0.1 (test acc on the",
              "== full 10k test set); candidates other than the first pruned after seed 100", "",
              cal.to_string(index=False, float_format=lambda x: f"{x:.2f}"), "",

@@ -124,6 +124,13 @@ def _sweeps() -> dict[str, Callable[[], Sweep]]:
             "cifar10-cpu-study-noise", f"CPU study, 20% of training labels flipped: "
             f"{STUDY_TEXT}; SGD and SAM at rho 0.05 and 1, 3 seeds.",
             grid(cpu_study_base().replace(label_noise=0.2), rhos=(0.05, 1.0), seeds=STUDY_SEEDS)),
+        # ASAM (adaptive=True) at radii whose perturbation matches SAM's at 0.05 and 1: at the
+        # study's SGD end point (seed 10) ||e_ASAM(rho)|| = 1.23 rho (8 batches, 1.15-1.51).
+        "cifar10-cpu-study-asam": lambda: Sweep(
+            "cifar10-cpu-study-asam", f"CPU study: {STUDY_TEXT}; ASAM at rho 0.04 and 0.8 (the "
+            "perturbation sizes of SAM at 0.05 and 1), 3 seeds.",
+            grid(study.replace(adaptive=True), rhos=(0.04, 0.8), seeds=STUDY_SEEDS,
+                 methods=("sam",))),
         # Issue 24 on the same recipe and seeds: each remedy against constant SAM at its own
         # mean radius (0.7 rho for a 30% warm start, rho/2 for the linear decay), and when to
         # switch. Runs equal to the study's (same config) are reused, not recomputed.
