@@ -8,7 +8,7 @@ matched-loss control: a probed run with ρ > 0 reads the snapshot ladder its see
 leaves on disk, so it starts only once that SGD run (if it is among the runs left) is done.
 The Ray backend (:mod:`.ray_backend`) is the same idea across machines.
 
-One overall progress bar (``tqdm.auto``: a widget in notebooks) counts runs done and left
+One overall progress bar (plain ``tqdm``, also in notebooks) counts runs done and left
 and shows an ETA from the runs' estimated costs.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text: tqdm.auto warns (a path on stderr) without ipywidgets
 
 from ..data import ImageDataset, load_dataset
 from .config import RunConfig
