@@ -146,10 +146,24 @@ EOF
 )
 pack() { "$PY" -c "$PACK_PY" "$SCRATCH" "$ARCHIVE"; }
 
+# Stop a process: TERM, then KILL after $2 seconds. A caller may start this script with
+# SIGTERM ignored (children inherit that), and a TERM alone then never ends the watcher:
+# the session would wait for it forever.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < ${2:-5} * 10; i++)); do
+        # gone, or a zombie (exited, not yet reaped: kill -0 still succeeds on it)
+        kill -0 "$pid" 2>/dev/null && ! grep -q ') Z ' "/proc/$pid/stat" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 stop_watcher() {
     if [ -n "$WATCHER" ]; then
-        kill "$WATCHER" 2>/dev/null || true
-        wait "$WATCHER" 2>/dev/null || true
+        stop_pid "$WATCHER" 1  # it only re-packs, and the final pack follows
         WATCHER=""
     fi
 }
@@ -159,7 +173,7 @@ stop_watcher() {
 finish() {
     local rc=$?
     trap - EXIT TERM INT
-    if [ -n "$CHILD" ]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
+    if [ -n "$CHILD" ]; then stop_pid "$CHILD" 10; fi
     stop_watcher
     if [ -f "$SCRATCH/.committed.txt" ]; then pack || echo "ERROR: final pack failed" >&2; fi
     log "exit $rc after $(($(date +%s) - START))s of ${BUDGET}s; $OUT holds: $(cd "$OUT" && ls | tr '\n' ' ')"
@@ -254,7 +268,7 @@ if [ "$NEEDS_CIFAR" = 1 ]; then
     if [ "$t" -gt 180 ]; then t=180; fi
     [ "$t" -ge 5 ] || die "only ${t}s of the budget left before loading the data: give a larger budget"
     log "data: ${DATA_ARG[1]} (loading it once, limit ${t}s)"
-    timeout --foreground "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
+    timeout --foreground --kill-after=5 "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
         || die "the data layer cannot load ${DATA_ARG[1]} (see above; cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check: carry the compact file)"
 fi
 

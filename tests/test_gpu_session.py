@@ -263,18 +263,27 @@ def test_ingest_missing_empty_and_broken_archives(tmp_path: Path, capsys: pytest
     assert "not a readable" in capsys.readouterr().err
 
 
+def ignore_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("plan, commit, message", [
     ("cifar10-rho:0", "", "cifar10_jpeg_compact.npz"),  # a CIFAR plan needs the data; smoke does not
     ("no-such-sweep", "", "unknown sweep"),
     ("smoke", "$(git rev-parse HEAD)", "not a 40-hex commit"),  # not expanded on the caller's side
 ])
-def test_session_stops_early_on_a_bad_call(plan: str, commit: str, message: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigterm", ["default", "ignored"])
+def test_session_stops_early_on_a_bad_call(plan: str, commit: str, message: str, sigterm: str,
+                                           tmp_path: Path) -> None:
+    """Also when started with SIGTERM ignored (as CI started it once): its helpers inherit
+    that, and the session once waited forever for a watcher that a TERM could not stop."""
     out = tmp_path / "out"
     env = session_env(tmp_path, out, GPU_PLAN=plan)
     env.pop("SAM_GIT_COMMIT", None)
     if commit:
         env["SAM_GIT_COMMIT"] = commit
-    r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=60, env=env)
+    r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=50, env=env,
+                       preexec_fn=ignore_sigterm if sigterm == "ignored" else None)
     assert r.returncode != 0 and message in r.stdout + r.stderr
     assert message in (out / "session.log").read_text()
     assert members(out / "results_new.tar.gz") == {}  # still a valid (empty) archive
