@@ -6,7 +6,9 @@ ARCHIVE is the ``results_new.tar.gz`` that ``scripts/gpu_session.sh`` leaves in 
 member must be ``<sweep>/<run_id>.json`` or ``benchmarks/<file>.txt`` (no absolute paths,
 no ``..``, no links), and a result must:
 
-* parse as JSON with status "ok" or "diverged";
+* pass the loader's own record check (``runs.store.record_problem``: schema version,
+  required fields and their types, no NaN/Infinity literals, status "ok" or "diverged",
+  metrics consistent with the config);
 * name a known sweep, and its folder's sweep must hold the run (a run two sweeps share may
   carry the other sweep's name); its config must be that run's config, and its file name
   its run id;
@@ -14,9 +16,10 @@ no ``..``, no links), and a result must:
 * name a commit of this repository in its provenance;
 * not be committed already: an identical file is skipped, a different one is refused.
 
-Valid members are written atomically; the table says what was added, skipped and refused.
-Exit status: 0 when nothing was refused, 1 when something was, 2 when the archive is
-missing or unreadable.
+Members are written atomically, and only when none is refused (or appears twice): a suspect
+archive writes nothing. The table says what was added, skipped and refused.
+Exit status: 0 when nothing was refused, 1 when something was (then nothing is written), 2
+when the archive is missing or unreadable.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from sam_hallucination.runs.config import RunConfig  # noqa: E402
+from sam_hallucination.runs.store import parse_record, record_problem  # noqa: E402
 from sam_hallucination.runs.sweeps import SWEEPS, get_sweep  # noqa: E402
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -60,15 +64,17 @@ def commit_exists(sha: Any, repo: Path = ROOT) -> bool:
 
 
 def check_record(folder: str, stem: str, data: bytes, allow_cpu: bool) -> str | None:
-    """Why a result file is not acceptable, or None when it is."""
+    """Why a result file is not acceptable, or None when it is.
+
+    The record itself is checked by the loader's own validator (``parse_record``, then
+    ``record_problem``: schema, required fields, types, finite numbers, config, metrics
+    consistent with it), so the ingest accepts exactly what the chapters would read."""
     try:
-        rec = json.loads(data)
+        rec = parse_record(data)
     except ValueError as e:
-        return f"not JSON ({e})"
+        return f"not JSON as records are written ({e})"
     if not isinstance(rec, dict):
         return "not a JSON object"
-    if rec.get("status") not in ("ok", "diverged"):
-        return f"status {rec.get('status')!r}, not 'ok' or 'diverged'"
     if folder not in SWEEPS:
         return f"unknown sweep folder {folder!r}"
     if rec.get("sweep") not in SWEEPS:
@@ -88,6 +94,9 @@ def check_record(folder: str, stem: str, data: bytes, allow_cpu: bool) -> str | 
             return f"run {rid} is not in sweep {name!r}"
         if runs[rid] != cfg or dataclasses.asdict(cfg) != rec["config"]:
             return f"config differs from sweep {name!r}'s run {rid}"
+    why = record_problem(rec, cfg, rec["sweep"])
+    if why:
+        return why
     prov = rec.get("provenance")
     if not isinstance(prov, dict):
         return "no provenance"
@@ -190,19 +199,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.archive}: the archive holds no results (no run finished in the session; "
               f"see its session.log). Nothing to add.")
         return 0
-    for v in verdicts:
-        if v.action == "add" and not a.dry_run:
+    refused = any(v.action == "refuse" for v in verdicts)
+    for v in verdicts:  # all or nothing: one refused member and the archive is suspect
+        if v.action == "add" and not a.dry_run and not refused:
             write_atomic(a.results / v.member, v.data)
     width = max(len(v.member) for v in verdicts)
-    label = {"add": "would add" if a.dry_run else "added", "skip": "skipped", "refuse": "REFUSED"}
+    label = {"add": "would add" if a.dry_run or refused else "added", "skip": "skipped",
+             "refuse": "REFUSED"}
     for v in sorted(verdicts, key=lambda v: ("refuse", "add", "skip").index(v.action)):
         print(f"{label[v.action]:9s}  {v.member:{width}s}  {v.why}")
     n = {k: sum(v.action == k for v in verdicts) for k in ("add", "skip", "refuse")}
     print(f"{a.archive}: {n['add']} {label['add']} to {a.results}, {n['skip']} skipped, "
           f"{n['refuse']} refused")
     if n["refuse"]:
-        print("ERROR: refused members were not written; the others were (unless --dry-run).",
-              file=sys.stderr)
+        print(f"ERROR: {n['refuse']} member(s) refused, so nothing was written: fix or drop "
+              f"them (see REFUSED above) and ingest again.", file=sys.stderr)
         return 1
     return 0
 

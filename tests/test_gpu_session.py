@@ -194,13 +194,22 @@ REFUSALS = {
     "deep": "unsafe path",
     "symlink": "not a regular file",
     "differs-from-committed": "exists with different content",
+    # the loader's own checks (runs.store.record_problem), which the ingest once skipped
+    "newer-schema": "schema_version 99 is not one this code reads",
+    "no-final": "missing field(s) final",
+    "no-epochs": "missing field(s) epochs",
+    "no-wall-time": "missing field(s) wall_time_s",
+    "nan-literal": "NaN literal",
+    "metric-edited": "final metrics differ from the last epoch's",
+    "final-garbage": "status 'ok' without final metrics",
+    "oversize": "over 1000",
 }
 
 
 @needs_fashion
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_ingest_refuses(case: str, session: dict[str, Any], tmp_path: Path,
-                        capsys: pytest.CaptureFixture) -> None:
+                        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     good = {n: d for n, d in members(session["out_b"] / "results_new.tar.gz").items() if n.endswith(".json")}
     name, data = sorted(good.items())[0]
     rec = json.loads(data)
@@ -228,12 +237,52 @@ def test_ingest_refuses(case: str, session: dict[str, Any], tmp_path: Path,
     elif case == "differs-from-committed":
         (res / "smoke").mkdir()
         (res / name).write_text("{}")
+    elif case == "newer-schema":
+        rec["schema_version"] = 99
+    elif case.startswith("no-"):
+        del rec[{"no-final": "final", "no-epochs": "epochs", "no-wall-time": "wall_time_s"}[case]]
+    elif case == "nan-literal":
+        rec["wall_time_s"] = float("nan")  # json.dumps writes the literal NaN
+    elif case == "metric-edited":
+        rec["final"]["test_acc"] += 0.01
+    elif case == "final-garbage":
+        rec["final"] = "garbage"
+    elif case == "oversize":
+        monkeypatch.setattr(ingest, "MAX_MEMBER_BYTES", 1000)
     archive = one_member_archive(tmp_path / "a.tar.gz", name, json.dumps(rec).encode(), kind)
     before = sorted(p for p in tmp_path.rglob("*") if p.name != "a.tar.gz")
     assert ingest.main([str(archive), "--results", str(res), "--allow-cpu"]) == 1
     out = capsys.readouterr().out
     assert "REFUSED" in out and REFUSALS[case] in out, out
     assert sorted(p for p in tmp_path.rglob("*") if p.name != "a.tar.gz") == before  # nothing written
+
+
+@needs_fashion
+@pytest.mark.parametrize("case", ["duplicate", "one-bad-member"])
+def test_ingest_writes_nothing_from_a_suspect_archive(case: str, session: dict[str, Any],
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """A name given twice, or one refused member beside good ones: nothing is written."""
+    good = sorted(members(session["out_b"] / "results_new.tar.gz").items())
+    assert len(good) >= 2
+    if case == "duplicate":
+        entries = [good[0], good[0], *good[1:]]
+    else:
+        name, data = next((n, d) for n, d in good if n.endswith(".json"))
+        bad = json.dumps(dict(json.loads(data), status="running")).encode()
+        entries = [*[(n, d) for n, d in good if n != name], (name, bad)]
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    res = tmp_path / "results"
+    assert ingest.main([str(archive), "--results", str(res), "--allow-cpu"]) == 1
+    cap = capsys.readouterr()
+    assert ("appears twice" if case == "duplicate" else "neither 'ok' nor 'diverged'") in cap.out
+    assert "nothing was written" in cap.err and "would add" in cap.out
+    assert not res.exists() or not any(p.is_file() for p in res.rglob("*"))
 
 
 @needs_fashion
@@ -245,6 +294,9 @@ def test_ingest_accepts_a_run_shared_by_two_sweeps(session: dict[str, Any], tmp_
     name, data = next((n, d) for n, d in members(session["out_b"] / "results_new.tar.gz").items()
                       if n.endswith(".json"))
     rec = dict(json.loads(data), sweep="cifar10-rho", run_id=rid, config=dataclasses.asdict(rho[rid]))
+    n = rho[rid].epochs + rho[rid].final_constant_lr_epochs  # metrics consistent with the config
+    rec["epochs"] = [dict(rec["epochs"][-1], epoch=i) for i in range(n)]
+    rec["final"] = {k: rec["epochs"][-1].get(k, v) for k, v in rec["final"].items()}
     archive = one_member_archive(tmp_path / "a.tar.gz", f"cifar10-remedy/{rid}.json", json.dumps(rec).encode())
     assert ingest.main([str(archive), "--results", str(tmp_path / "r"), "--allow-cpu"]) == 0
     assert "shared from cifar10-rho" in capsys.readouterr().out
