@@ -69,12 +69,12 @@ def test_probe_power_is_not_overclaimed(tier):
     quoted = (f"ratios are {sl[0]['ratio']:.2f} and {sl[1]['ratio']:.2f} where the test accepts "
               f"up to {sl[0]['admits']:.2f} and {sl[1]['admits']:.2f}")
     assert quoted in _flat("book/intro.md")
-    for rel in (*PAGES, "notebooks/ch05_cifar.md"):
+    for rel in (*PAGES, "notebooks/ch05b_tiers.md"):
         text = _flat(rel)
         for banned in ("finds the stall", "within noise of zero where", "nearly vanished",
                        "finds SAM's step", "expected by construction"):
             assert banned not in text, (rel, banned)
-    ch5 = _flat("notebooks/ch05_cifar.md")
+    ch5 = _flat("notebooks/ch05b_tiers.md")
     assert "{glue:text}`ch5-slack-admits`" in ch5 and "{glue:text}`ch5-cont-ratio`" in ch5
     assert "in most runs" not in an.stall_verdict(strong)
     assert "in most runs" not in an.stall_verdict(tier[0])

@@ -188,3 +188,80 @@ def test_endpoint_table_verdicts_and_figures_from_real_stall_records():
     rs.plot_step_ratio(axes[1], t)
     assert len(axes[1].containers) == 1
     plt.close(fig)
+
+
+def study_record(rho, seed, sgd_drop, sam_drop, dead=0.0, curv=1.0):
+    """A stall record in the stored format, with the numbers the report reads."""
+    iv = lambda e, lo, hi: {"estimate": e, "low": lo, "high": hi}  # noqa: E731
+    cont = lambda d: {"drop": d, "drop_over_predicted": d / 0.1, "displacement": 1.0,  # noqa: E731
+                      "path_length": 2.0}
+    seg_t = [0.0, 0.125, 0.25, 0.5, 0.75, 0.875, 1.0, 1.125, 1.25]
+    logits = {"logit_spread": 2.0, "majority_share": 0.1, "dead_fraction": dead}
+    res = {"loss": 0.5, "stats": {"ratio": iv(0.5, 0.4, 0.6), "progress": iv(0.6, 0.5, 0.7),
+                                  "grad_sq": iv(1.0, 0.5, 1.5), "grad_norm": iv(1.0, 0.7, 1.2),
+                                  "cosine": iv(0.9, 0.8, 1.0)},
+           "sgd_continuation": cont(sgd_drop), "sam_continuation": cont(sam_drop),
+           "mechanism": {"at_w": logits, "at_w_plus": dict(logits, logit_spread=0.5),
+                         "segment": {"t": seg_t, "objective": [0.5 + 0.1 * t for t in seg_t],
+                                     "curvature_at_w_plus": curv}}}
+    cfg = {"method": "sam" if rho else "sgd", "rho": rho, "seed": seed}
+    return {"stall_schema": 1, "run_id": f"r{rho}_s{seed}", "config": cfg, "result": res}
+
+
+def control_record(rid, target, gap, sgd_drop):
+    base = study_record(1.0, 0, sgd_drop, 0.1 * sgd_drop)
+    return {"stall_schema": 1, "run_id": rid, "result": base["result"],
+            "control": {"target_loss": target, "control_loss": target + gap, "gap": gap,
+                        "within_tolerance": abs(gap) <= 0.03, "control_epochs": 4,
+                        "control_lr": 0.2}}
+
+
+def test_control_table_pairs_sam_end_points_with_their_controls():
+    from sam_hallucination.report import stall as rs
+
+    stall = {f"r1.0_s{s}": study_record(1.0, s, 0.05 + 0.01 * s, 0.005) for s in range(3)}
+    esc = {rid: control_record(rid, 0.5, 0.01, 0.01) for rid in stall}  # SGD finds more at SAM's
+    t = rs.control_table(stall, esc)
+    assert list(t["excess drop"].round(3)) == [0.04, 0.05, 0.06]
+    v = rs.control_verdicts(t)
+    assert list(v["verdict"]) == ["escape"] and v.loc[0, "95% low"] > 0
+    none = {rid: control_record(rid, 0.5, 0.01, 0.2) for rid in stall}  # the control drops more
+    assert list(rs.control_verdicts(rs.control_table(stall, none))["verdict"]) == ["no escape"]
+    loose = {rid: control_record(rid, 0.5, 0.1, 0.01) for rid in stall}  # gap 0.1: not matched
+    assert list(rs.control_verdicts(rs.control_table(stall, loose))["verdict"]) == ["undecided"]
+    two = dict(list(esc.items())[:2])  # 2 seeds: no verdict
+    assert list(rs.control_verdicts(rs.control_table(stall, two))["verdict"]) == ["undecided"]
+
+
+def test_findings_follow_the_intervals_and_load_folder_keeps_controls_apart(tmp_path):
+    import json
+
+    from sam_hallucination.report import stall as rs
+
+    recs = [{"config": {"method": m, "rho": r, "seed": s}, "status": "ok",
+             "final": {"test_acc": a + (0.01 * s if m == "sgd" else 0.01 * s + d)}}
+            for m, r, d in (("sgd", 0.0, 0), ("sam", 0.1, 0.02), ("sam", 2.0, -0.2))
+            for s in range(3) for a in (0.6,)]
+    eff = rs.accuracy_effects(recs)
+    stall = {f"r{r}_s{s}": study_record(r, s, 0.05, 0.05 * f)
+             for r, f in ((0.1, 0.9), (2.0, 0.02)) for s in range(3)}
+    for rid, rec in stall.items():
+        (tmp_path / f"{rid}.json").write_text(json.dumps(rec))
+    (tmp_path / "control_r2.0_s0.json").write_text(json.dumps(control_record("r2.0_s0", 1, 0, 1)))
+    loaded = rs.load_folder(tmp_path)
+    assert set(loaded) == set(stall)  # the control file is not an end point
+    assert set(rs.load_folder(tmp_path, prefix="control_")) == {"r2.0_s0"}
+    ends = rs.endpoint_table(loaded)
+    table = rs.findings(eff, rs.radius_verdicts(ends))
+    row = table.set_index("rho")
+    assert row.loc[0.1, "accuracy"] == "helps" and row.loc[2.0, "accuracy"] == "hurts"
+    text = rs.findings_text(table)
+    assert "beats SGD" in text and "ρ ∈ {0.1}" in text and "loses to SGD" in text
+    assert "undecided" in text  # ratio 0.4-0.6: neither stall nor no stall at any radius
+    mech = rs.mechanism_table(loaded)
+    assert list(mech["logit spread at w+"]) == [0.5, 0.5] and list(mech["n"]) == [3, 3]
+    assert rs.mechanism_table({}).empty and rs.endpoint_table({}).empty
+    bad = dict(stall["r0.1_s0"], stall_schema=99)
+    (tmp_path / "r0.1_s0.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="stall_schema 99"):
+        rs.load_folder(tmp_path)

@@ -8,7 +8,6 @@ excludes 0, else "undecided".
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..runs.stalltest import STALL_SCHEMA
+from ..runs.store import parse_record
 from ..stats import paired_interval
 
 RULE = {
@@ -52,10 +53,18 @@ def classify(res: dict[str, Any]) -> str:
 
 
 def load_folder(folder: Path, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Run id -> record of every ``<prefix>*.json`` in ``folder`` (none if it is missing)."""
+    """Run id -> stall record of every ``<prefix>*.json`` in ``folder`` (none if missing).
+
+    With no prefix, the end points' own records; ``prefix="control_"``, their controls
+    (keyed by the SAM run they control)."""
     out = {}
     for p in sorted(Path(folder).glob(f"{prefix}*.json")):
-        rec = json.loads(p.read_text())
+        if not prefix and p.name.startswith("control_"):
+            continue
+        rec = parse_record(p.read_text())
+        if rec.get("stall_schema") != STALL_SCHEMA:
+            raise ValueError(f"{p}: stall_schema {rec.get('stall_schema')!r}, not "
+                             f"{STALL_SCHEMA}: re-run python -m sam_hallucination.runs.endpoints")
         out[rec["run_id"]] = rec
     return out
 
@@ -117,12 +126,15 @@ def endpoint_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "SAM displacement / path": sam["displacement"] / sam["path_length"],
             "dead at w+": res["mechanism"]["at_w_plus"]["dead_fraction"],
             "class": classify(res), "run_id": rid})
+    if not rows:  # no end point tested yet: the columns, no rows
+        return pd.DataFrame(columns=["method", "rho", "seed", "ratio", "ratio low", "ratio high",
+                                     "progress", "SAM/SGD drop", "class", "run_id"])
     return pd.DataFrame(rows).sort_values(["method", "rho", "seed"]).reset_index(drop=True)
 
 
 def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
     """Per SAM radius: the class if every seed (>= ``min_seeds``) agrees, else "undecided"."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rho, g in endpoints[endpoints["method"] == "sam"].groupby("rho"):
         classes = list(g["class"])
         agree = len(g) >= min_seeds and len(set(classes)) == 1
@@ -134,7 +146,9 @@ def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame
                      "SAM/SGD drop": float(d.mean()),
                      "drop 95% low": t.low if t else math.nan,
                      "drop 95% high": t.high if t else math.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["rho", "seeds", "verdict", "classes",
+                                       "ratio (range of estimates)", "SAM/SGD drop",
+                                       "drop 95% low", "drop 95% high"])
 
 
 def calibration_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -214,3 +228,138 @@ def plot_step_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") ->
     ax.set_xscale("log")
     ax.set_xlabel("ρ")
     ax.set_ylabel("step / gradient")
+
+
+def _drop(c: dict[str, Any]) -> tuple[float, float]:
+    return c["drop"], c["drop_over_predicted"]
+
+
+def control_table(stall: dict[str, dict[str, Any]], controls: dict[str, dict[str, Any]]
+                  ) -> pd.DataFrame:
+    """Per controlled SAM end point: how well the annealed SGD control matches its loss,
+    SGD's 5-epoch drop from each, and the class the same rule gives the control."""
+    rows = []
+    for rid, ctl in controls.items():
+        end, cfg = stall[rid]["result"], stall[rid]["config"]
+        m, res = ctl["control"], ctl["result"]
+        d_sam, p_sam = _drop(end["sgd_continuation"])
+        d_ctl, p_ctl = _drop(res["sgd_continuation"])
+        rows.append({"rho": float(cfg["rho"]), "seed": int(cfg["seed"]),
+                     "SAM loss": m["target_loss"], "control loss": m["control_loss"],
+                     "gap": m["gap"], "matched": bool(m["within_tolerance"]),
+                     "control epochs": m["control_epochs"], "control peak LR": m["control_lr"],
+                     "SGD drop from SAM": d_sam, "SGD drop from control": d_ctl,
+                     "excess drop": d_sam - d_ctl,
+                     "SGD drop/pred. from SAM": p_sam, "SGD drop/pred. from control": p_ctl,
+                     "control class": classify(res)})
+    cols = ["rho", "seed"]
+    return pd.DataFrame(rows).sort_values(cols).reset_index(drop=True) if rows else \
+        pd.DataFrame(columns=cols)
+
+
+def control_verdicts(table: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
+    """Per radius: SGD's drop from SAM's end point minus its drop from the matched control,
+    paired over seeds. "escape" (SAM stopped where SGD still finds descent the control
+    lacks) if the 95% interval is above 0, "no escape" if below, else "undecided"."""
+    rows = []
+    for rho, g in table.groupby("rho"):
+        d = g["excess drop"].to_numpy(float)
+        iv = paired_interval(d, np.zeros_like(d)) if len(d) >= 2 else None
+        ok = iv is not None and len(d) >= min_seeds and bool(g["matched"].all())
+        rows.append({"rho": rho, "seeds": len(d), "matched": int(g["matched"].sum()),
+                     "excess drop": float(d.mean()), "95% low": iv.low if iv else math.nan,
+                     "95% high": iv.high if iv else math.nan,
+                     "verdict": ("escape" if ok and iv.low > 0 else "no escape"
+                                 if ok and iv.high < 0 else "undecided"),
+                     "control classes": ", ".join(g["control class"])})
+    return pd.DataFrame(rows, columns=["rho", "seeds", "matched", "excess drop", "95% low",
+                                       "95% high", "verdict", "control classes"])
+
+
+def mechanism_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Per SAM radius (means over seeds): what the network looks like at w and at w+."""
+    rows = []
+    for rec in stall.values():
+        cfg, mech = rec["config"], rec["result"]["mechanism"]
+        w, wp, seg = mech["at_w"], mech["at_w_plus"], mech["segment"]
+        rows.append({"method": cfg["method"], "rho": float(cfg["rho"]),
+                     "logit spread at w": w["logit_spread"],
+                     "logit spread at w+": wp["logit_spread"],
+                     "top-class share at w+": wp["majority_share"],
+                     "dead at w": w["dead_fraction"], "dead at w+": wp["dead_fraction"],
+                     "f(w+) - f(w)": seg["objective"][seg["t"].index(1.0)] - seg["objective"][0],
+                     "curvature at w+": seg["curvature_at_w_plus"], "n": 1})
+    if not rows:
+        return pd.DataFrame(columns=["method", "rho", "n"])
+    t = pd.DataFrame(rows)
+    agg = {c: "mean" for c in t.columns if c not in ("method", "rho", "n")}
+    return t.groupby(["method", "rho"]).agg({**agg, "n": "sum"}).reset_index()
+
+
+STUDY_LABEL = "CIFAR-10 (JPEG copy), CPU study: width-16 CNN, 5,000 images, 40 epochs"
+
+
+def _iv(est: float, lo: float, hi: float, digits: int = 2) -> str:
+    return f"{est:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def findings(effects: pd.DataFrame, verdicts: pd.DataFrame,
+             controls: pd.DataFrame | None = None, min_seeds: int = 3) -> pd.DataFrame:
+    """The answer table: per SAM radius, the accuracy effect, the stall verdict and the
+    control's, each with the interval it rests on (verdicts need ``min_seeds`` seeds)."""
+    eff = effects[effects["method"] == "sam"].set_index("rho")
+    ver = verdicts.set_index("rho") if len(verdicts) else pd.DataFrame()
+    ctl = controls.set_index("rho") if controls is not None and len(controls) else pd.DataFrame()
+    rows = []
+    for rho, e in eff.iterrows():
+        row = {"rho": rho, "seeds": int(e["seeds"]),
+               "SAM - SGD test acc (points) [95%]": "—", "accuracy": "undecided",
+               "stall verdict": "not tested", "SAM/SGD drop [95%]": "—",
+               "control": "—"}
+        if not math.isnan(e.get("vs SGD (points)", math.nan)):
+            row["SAM - SGD test acc (points) [95%]"] = _iv(e["vs SGD (points)"], e["95% low"],
+                                                           e["95% high"])
+            row["accuracy"] = e["verdict"] if e["seeds"] >= min_seeds else "undecided"
+        if rho in ver.index:
+            v = ver.loc[rho]
+            row["stall verdict"] = v["verdict"]
+            if not math.isnan(v["drop 95% low"]):
+                row["SAM/SGD drop [95%]"] = (f"{v['SAM/SGD drop']:.2f} "
+                                             f"[{v['drop 95% low']:.2f}, {v['drop 95% high']:.2f}]")
+        if rho in ctl.index:
+            row["control"] = ctl.loc[rho, "verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def findings_text(table: pd.DataFrame) -> str:
+    """Plain sentences from :func:`findings`, no stronger than its intervals."""
+    def radii(mask: pd.Series) -> str:
+        r = [f"{x:g}" for x in table.loc[mask, "rho"]]
+        return "ρ ∈ {" + ", ".join(r) + "}" if r else ""
+
+    out = []
+    for word, say in (("helps", "SAM beats SGD in test accuracy (95% interval above 0) at"),
+                      ("hurts", "SAM loses to SGD (95% interval below 0) at")):
+        if (table["accuracy"] == word).any():
+            out.append(f"{say} {radii(table['accuracy'] == word)}.")
+    und = table["accuracy"] == "undecided"
+    if und.any():
+        out.append(f"The accuracy effect is undecided at {radii(und)} (the interval contains 0, "
+                   f"or fewer than 3 seeds).")
+    for cls in ("stall", "misaligned step", "cycle", "no stall"):
+        m = table["stall verdict"] == cls
+        if m.any():
+            out.append(f"Stall test, every seed agreeing: **{cls}** at {radii(m)}.")
+    m = table["stall verdict"] == "undecided"
+    if m.any():
+        out.append(f"Stall test undecided at {radii(m)} (the seeds disagree, or the "
+                   f"intervals straddle the rule's thresholds).")
+    for cls, say in (("escape", "SGD finds more descent from SAM's end point than from the "
+                                "loss-matched SGD control (95% interval above 0) at"),
+                     ("no escape", "SGD finds less descent from SAM's end point than from the "
+                                   "loss-matched control (95% interval below 0) at")):
+        m = table["control"] == cls
+        if m.any():
+            out.append(f"{say} {radii(m)}.")
+    return " ".join(out)
