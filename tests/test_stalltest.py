@@ -265,3 +265,28 @@ def test_findings_follow_the_intervals_and_load_folder_keeps_controls_apart(tmp_
     (tmp_path / "r0.1_s0.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="stall_schema 99"):
         rs.load_folder(tmp_path)
+
+
+def test_a_nan_statistic_is_stored_as_null_and_read_back_as_nan(tmp_path, monkeypatch):
+    """An unresolved gradient makes the ratio NaN; the record must still be written (once it
+    was not: json refused the NaN after the test had run)."""
+    import json
+
+    from sam_hallucination.report import stall as rs
+    from sam_hallucination.runs import stalltest
+
+    c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32, seed=3)
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / f"{c.run_id()}.json").write_text(json.dumps(
+        {"run_id": c.run_id(), "status": "ok", "final": {"test_acc": 0.5}}))
+    torch.save({}, tmp_path / "sw" / f"{c.run_id()}.pt")
+    res = study_record(0.0, 3, 0.05, 0.01)["result"]
+    res["stats"]["ratio"] = {"estimate": math.nan, "low": math.nan, "high": math.inf}
+    monkeypatch.setattr(stalltest, "load_dataset", lambda *a, **k: None)
+    monkeypatch.setattr(stalltest, "stall_test", lambda *a, **k: dict(res, wall_time_s=1.0,
+                                                                      sam_over_sgd_drop=0.2))
+    assert stalltest.run_stall_tests("sw", [c], tmp_path) == [c.run_id()]
+    stored = json.loads((tmp_path / "sw-stall" / f"{c.run_id()}.json").read_text())
+    assert stored["result"]["stats"]["ratio"] == {"estimate": None, "low": None, "high": None}
+    back = rs.load_folder(tmp_path / "sw-stall")[c.run_id()]["result"]["stats"]["ratio"]
+    assert all(math.isnan(v) for v in back.values())

@@ -52,6 +52,17 @@ def classify(res: dict[str, Any]) -> str:
     return "undecided"
 
 
+def _nan(x: Any) -> Any:
+    """Stored nulls (non-finite numbers, e.g. the ratio at an unresolved gradient) as NaN."""
+    if x is None:
+        return math.nan
+    if isinstance(x, dict):
+        return {k: _nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan(v) for v in x]
+    return x
+
+
 def load_folder(folder: Path, prefix: str = "") -> dict[str, dict[str, Any]]:
     """Run id -> stall record of every ``<prefix>*.json`` in ``folder`` (none if missing).
 
@@ -62,6 +73,7 @@ def load_folder(folder: Path, prefix: str = "") -> dict[str, dict[str, Any]]:
         if not prefix and p.name.startswith("control_"):
             continue
         rec = parse_record(p.read_text())
+        rec["result"] = _nan(rec.get("result"))
         if rec.get("stall_schema") != STALL_SCHEMA:
             raise ValueError(f"{p}: stall_schema {rec.get('stall_schema')!r}, not "
                              f"{STALL_SCHEMA}: re-run python -m sam_hallucination.runs.endpoints")

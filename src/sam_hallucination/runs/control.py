@@ -22,7 +22,14 @@ from .config import RunConfig
 from .loop import build_model, prepare_data, train
 from .probe import fixed_batches
 from .stalltest import STALL_SCHEMA, end_rho, objective, stall_test
-from .store import git_info, read_result, result_record, run_lock, write_json_atomic
+from .store import (
+    git_info,
+    json_safe,
+    read_result,
+    result_record,
+    run_lock,
+    write_json_atomic,
+)
 
 LADDER_EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 40)
 TOLERANCE = 0.03
@@ -144,10 +151,10 @@ def run_controls(sweep: str, configs: list[RunConfig], dataset: ImageDataset,
             cc, state, match = matched_control(c, rec["result"]["loss"], dataset,
                                                root / f"{sweep}-control", f"{sweep}-control", grid)
             res = stall_test(cc, state, dataset, rho=r)
-            write_json_atomic(out, {"stall_schema": STALL_SCHEMA, "run_id": rid, "sweep": sweep,
-                                    "control": match, "control_config": cc.__dict__,
-                                    "provenance": {**git_info(), "torch": torch.__version__},
-                                    "result": res})
+            write_json_atomic(out, json_safe({
+                "stall_schema": STALL_SCHEMA, "run_id": rid, "sweep": sweep, "control": match,
+                "control_config": cc.__dict__,
+                "provenance": {**git_info(), "torch": torch.__version__}, "result": res}))
         done.append(rid)
         print(f"  control of {rid}: {match['control_run_id']} gap {match['gap']:+.4f}; "
               f"SAM/SGD drop {res['sam_over_sgd_drop']:.3f}", flush=True)

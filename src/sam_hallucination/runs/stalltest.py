@@ -43,7 +43,7 @@ from .config import RunConfig
 from .loop import build_model, prepare_data
 from .probe import fixed_batches
 from .step import build_optimizer, train_step
-from .store import git_info, read_result, run_lock, write_json_atomic
+from .store import git_info, json_safe, read_result, run_lock, write_json_atomic
 
 STALL_SCHEMA = 1
 CONT_EPOCHS = 5
@@ -293,12 +293,13 @@ def run_stall_tests(sweep: str, configs: list[RunConfig], results_dir: str | Pat
             ds = ds or load_dataset(c.dataset, root=data_root)
             state = torch.load(pt, map_location="cpu", weights_only=True)
             res = stall_test(c, state, ds)
-            write_json_atomic(out / f"{rid}.json", {
+            # an unresolved gradient makes some ratios NaN: stored as null, read back as NaN
+            write_json_atomic(out / f"{rid}.json", json_safe({
                 "stall_schema": STALL_SCHEMA, "run_id": rid, "sweep": sweep,
                 "config": c.__dict__, "trained_final": rec.get("final"),
                 "provenance": {**git_info(), "torch": torch.__version__,
                                "threads": torch.get_num_threads()},
-                "result": res})
+                "result": res}))
             done.append(rid)
             print(f"  {rid}: ratio {res['stats']['ratio']['estimate']:.3f} "
                   f"[{res['stats']['ratio']['low']:.3f}, {res['stats']['ratio']['high']:.3f}], "
