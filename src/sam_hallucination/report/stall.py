@@ -20,6 +20,7 @@ import pandas as pd
 from ..runs.stalltest import STALL_SCHEMA
 from ..runs.store import parse_record
 from ..stats import paired_interval
+from .cifar import provenance
 
 RULE = {
     "stall": "the gradient is resolved (95% lower bound of ‖E g‖ above 0), the step/gradient "
@@ -115,7 +116,8 @@ def accuracy_effects(records: Iterable[dict[str, Any]], baseline: tuple | None =
                         "verdict": ("helps" if iv.low > 0 else "hurts" if iv.high < 0
                                     else "undecided")})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["method", "rho", "seeds", "test acc (%)", "diverged",
+                                       "vs SGD (points)", "95% low", "95% high", "verdict"])
 
 
 def endpoint_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -199,6 +201,12 @@ def _interval_points(ax: Any, x: np.ndarray, lo: np.ndarray, mid: np.ndarray, hi
     ax.errorbar(x, mid, yerr=err, fmt=marker, color=color, capsize=3, label=label, ms=5)
 
 
+def _log_x(ax: Any, x: Any) -> None:
+    # a log axis needs positive data: an empty panel (nothing tested yet) stays linear
+    if len(x):
+        ax.set_xscale("log")
+
+
 def plot_accuracy_effects(ax: Any, effects: pd.DataFrame, color: str = "#D55E00") -> None:
     """SAM minus SGD test accuracy against rho: paired mean and 95% interval per radius."""
     e = effects.dropna(subset=["vs SGD (points)"])
@@ -207,7 +215,7 @@ def plot_accuracy_effects(ax: Any, effects: pd.DataFrame, color: str = "#D55E00"
                      e["vs SGD (points)"].to_numpy(), e["95% high"].to_numpy(), color,
                      "SAM − SGD, mean and 95% interval over seeds")
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_xscale("log")
+    _log_x(ax, e["rho"])
     ax.set_xlabel("ρ")
     ax.set_ylabel("test accuracy difference (points)")
 
@@ -223,7 +231,7 @@ def plot_drop_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") ->
                      "mean and 95% interval over seeds")
     ax.axhline(1, color="0.5", lw=0.8, ls=":")
     ax.axhline(0.1, color="0.5", lw=0.8, ls="--", label="stall threshold (0.1)")
-    ax.set_xscale("log")
+    _log_x(ax, sam["rho"])
     ax.set_xlabel("ρ")
     ax.set_ylabel("SAM's drop / SGD's drop (5 epochs)")
 
@@ -237,7 +245,7 @@ def plot_step_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") ->
                      "‖E h‖/‖E g‖ (debiased), 95% interval")
     for y, ls in ((0.25, "--"), (0.75, ":")):
         ax.axhline(y, color="0.5", lw=0.8, ls=ls)
-    ax.set_xscale("log")
+    _log_x(ax, sam["rho"])
     ax.set_xlabel("ρ")
     ax.set_ylabel("step / gradient")
 
@@ -309,6 +317,14 @@ def mechanism_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 
 STUDY_LABEL = "CIFAR-10 (JPEG copy), CPU study: width-16 CNN, 5,000 images, 40 epochs"
+
+
+def provenance_line(rs: Any) -> str:
+    """Where the study's records come from (commits, devices, torch), under its own label."""
+    p = provenance(rs)
+    return (f"{STUDY_LABEL}: {p['runs']} runs from {p['source']}; commit "
+            f"{', '.join(p['commits']) or '-'}; device {', '.join(p['devices']) or '-'}; torch "
+            f"{', '.join(p['torch']) or '-'}; total wall time {p['wall_time_s'] / 3600:.1f} h")
 
 
 def cost_text(records: Iterable[dict[str, Any]]) -> str:

@@ -36,7 +36,7 @@ def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]
 
     body = [[cell(r[k], spec) for k, _, spec in columns] for r in rows]
     heads = [h for _, h, _ in columns]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(heads)]
+    widths = [max([len(h), *(len(b[i]) for b in body)]) for i, h in enumerate(heads)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return Table("\n".join(lines), heads, body)
