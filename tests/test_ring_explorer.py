@@ -62,6 +62,7 @@ def test_frames_are_pngs_in_grid_order_with_their_numbers(small):
     assert small.values[k] == mx.explorer_values(2.2, 0.1, steps=60)
     with pytest.raises(ValueError, match="not on the grid"):
         small.index(1.0, 0.1)
+    assert repr(small).startswith("RingExplorer(2 x 2 frames") and len(repr(small)) < 200
 
 
 def test_the_page_stores_the_library_values_beside_the_frames(small):

@@ -135,7 +135,7 @@ def draw_explorer_frame(ax, hist: np.ndarray, rho: float, eta: float) -> None:
     ax.grid(False)
 
 
-@dataclass
+@dataclass(repr=False)
 class RingExplorer:
     """The precomputed frames (PNG bytes, ρ-major: frame ``i * len(etas) + j`` is
     (``rhos[i]``, ``etas[j]``)) and their numbers; :meth:`html` is the player."""
@@ -181,6 +181,10 @@ class RingExplorer:
 
     def _repr_html_(self) -> str:
         return self.html()
+
+    def __repr__(self) -> str:  # not the frames' bytes
+        return (f"RingExplorer({len(self.rhos)} x {len(self.etas)} frames, rho {self.rhos}, eta {self.etas}, "
+                f"{self.nbytes / 1e3:.0f} kB)")
 
 
 def ring_explorer(rhos=RHOS, etas=ETAS, *, steps: int = STEPS, inches: float = FRAME_INCHES,
