@@ -759,6 +759,8 @@ def check_page(
                 res.problems.append(f"animation {k + 1}: {a['problem']}")
         anim_note = f", {len(anims)} animation(s) ({'/'.join(str(a['frames']) for a in anims)} frames)" if anims else ""
 
+    res.problems.extend(check_sliders(driver, page, out_dir))  # sliders: see the end of this file
+
     # Links.
     n_links, link_problems = links.check_page(page)
     res.problems.extend(link_problems)
@@ -882,6 +884,134 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+# ----------------------------------------------------------------------------------------
+# Sliders: the ring explorer of Chapter 2 (sam_hallucination.report.mechanism.explorer)
+
+# Pages that must hold a ring explorer: a page without one fails (as --expect-animation does).
+EXPECT_SLIDERS = frozenset({"notebooks/ch02_hallucination.html"})
+# Where the sliders are checked and photographed: desktop and phone, (width, height, mobile).
+SLIDER_VIEWPORTS = ((WINDOW[0], 900, False, "slider"), (PHONE[0], PHONE[1], True, "slider.phone"))
+
+# The explorer's state as the reader sees it: slider values, the frame shown, the readout.
+_JS_SLIDER_STATE = r"""
+const root = document.getElementById(arguments[0]);
+const img = root.querySelector('img.ring-explorer-frame');
+const rho = root.querySelector('input.ring-explorer-rho'), eta = root.querySelector('input.ring-explorer-eta');
+const data = JSON.parse(root.querySelector('script.ring-explorer-data').textContent);
+const col = root.closest('.bd-article, article, main, body');
+const r = root.getBoundingClientRect(), c = col.getBoundingClientRect();
+return {i: Number(rho.value), j: Number(eta.value), iMax: Number(rho.max), jMax: Number(eta.max),
+        frame: root.getAttribute('data-frame'), src: img.getAttribute('src') || '',
+        loaded: img.complete && img.naturalWidth > 0, alt: img.getAttribute('alt'),
+        readout: root.querySelector('.ring-explorer-readout').textContent.trim(),
+        rhos: data.rhos, etas: data.etas, steps: data.steps, frames: data.frames.length,
+        expectedSrc: 'data:image/png;base64,' + data.frames[Number(rho.value) * data.etas.length + Number(eta.value)],
+        shown: [r.left, r.right, c.left, c.right], imgWidth: img.getBoundingClientRect().width,
+        sliderWidths: [rho.getBoundingClientRect().width, eta.getBoundingClientRect().width]};
+"""
+
+
+def slider_moves(i: int, j: int, i_max: int, j_max: int) -> list[tuple[str, str]]:
+    """The key presses that walk the two sliders from (``i``, ``j``) through the grid's
+    corners and back: (slider, key) pairs, slider "rho" or "eta", key "RIGHT", "LEFT", "END"
+    or "HOME". Each press moves one slider, so the picture must change every time."""
+    if not (0 <= i <= i_max and 0 <= j <= j_max) or min(i_max, j_max) < 1:
+        raise ValueError(f"slider positions ({i}, {j}) must lie in a grid of at least 2 x 2, "
+                         f"got maxima ({i_max}, {j_max})")
+    moves = [("rho", "END" if i < i_max else "HOME"), ("eta", "END" if j < j_max else "HOME")]
+    moves += [("rho", "LEFT" if i < i_max else "RIGHT"), ("eta", "LEFT" if j < j_max else "RIGHT")]
+    return moves
+
+
+def slider_problems(state: dict, previous_src: str | None, expected_readout: str, where: str) -> list[str]:
+    """What is wrong with one explorer state after a move: the frame shown is not the
+    slider's, did not change or did not load, or the readout differs from the library's."""
+    problems = []
+    k = state["i"] * len(state["etas"]) + state["j"]
+    at = f"at {where}, rho = {state['rhos'][state['i']]}, eta = {state['etas'][state['j']]}"
+    if not state["loaded"]:
+        problems.append(f"slider frame did not load {at}")
+    if previous_src is not None and state["src"] == previous_src:
+        problems.append(f"moving the slider did not change the picture {at}")
+    if state["src"] != state["expectedSrc"] or state["frame"] != str(k):
+        problems.append(f"slider shows frame {state['frame']!r}, not the sliders' frame {k} {at}")
+    if state["readout"] != expected_readout:
+        problems.append(f"slider readout {state['readout']!r} is not the library's {expected_readout!r} {at}")
+    if not is_real_alt(state["alt"]):
+        problems.append(f"slider frame without a real alt text {at}")
+    return problems
+
+
+def check_sliders(driver, page: str, out_dir: Path) -> list[str]:
+    """Move every ring explorer's sliders on ``page`` with the keyboard, at 1280 and 390 px:
+    each move must change the picture to the sliders' frame, and the readout must equal
+    ``explorer_values`` of the library for that frame (ρ, η and the end radius included).
+    Saves ``<page>.slider.png`` and ``<page>.slider.phone.png`` (as the reader finds it) and
+    ``<page>.slider.moved.png``/``.slider.phone.moved.png`` (after the moves); restores the sliders."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    ids = driver.execute_script("return Array.from(document.querySelectorAll('div.ring-explorer')).map(e => e.id)")
+    if not ids:
+        return ["expected a ring explorer (div.ring-explorer), found none"] if page in EXPECT_SLIDERS else []
+    try:
+        from sam_hallucination.report.mechanism import explorer_values
+    except ImportError as exc:
+        return [f"the slider check needs the sam_hallucination library ({exc}): pip install -e ."]
+    values: dict[tuple[float, float, int], str] = {}
+
+    def library_readout(state: dict) -> str:
+        key = (state["rhos"][state["i"]], state["etas"][state["j"]], state["steps"])
+        if key not in values:
+            values[key] = explorer_values(key[0], key[1], steps=key[2]).readout
+        return values[key]
+
+    problems: list[str] = []
+    for width, height, mobile, shot in SLIDER_VIEWPORTS:
+        where = f"{width} px"
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+        try:
+            for uid in ids:
+                root = driver.find_element(By.ID, uid)
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", root)
+                state = driver.execute_script(_JS_SLIDER_STATE, uid)
+                start = (state["i"], state["j"])
+                problems += slider_problems(state, None, library_readout(state), where)
+                left, right, col_left, col_right = state["shown"]
+                if left < col_left - 1 or right > col_right + 1:
+                    problems.append(f"slider figure runs out of its column at {where}")
+                if min(state["sliderWidths"]) < 100:
+                    problems.append(f"sliders narrower than 100 px at {where}: {state['sliderWidths']}")
+                for name, key in slider_moves(*start, state["iMax"], state["jMax"]):
+                    before = state["src"]
+                    root.find_element(By.CSS_SELECTOR, f"input.ring-explorer-{name}").send_keys(getattr(Keys, key))
+                    time.sleep(0.05)
+                    state = driver.execute_script(_JS_SLIDER_STATE, uid)
+                    problems += slider_problems(state, before, library_readout(state), where)
+                _slider_screenshot(root, out_dir, page, f"{shot}.moved", uid, len(ids))
+                # back to where the reader found it, with the same keys
+                for name, position in (("rho", start[0]), ("eta", start[1])):
+                    box = root.find_element(By.CSS_SELECTOR, f"input.ring-explorer-{name}")
+                    box.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * position)
+                state = driver.execute_script(_JS_SLIDER_STATE, uid)
+                if (state["i"], state["j"]) != start:
+                    problems.append(f"the sliders did not return to {start} at {where}")
+                problems += slider_problems(state, None, library_readout(state), where)
+                driver.execute_script("document.activeElement && document.activeElement.blur()")
+                _slider_screenshot(root, out_dir, page, shot, uid, len(ids))
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return list(dict.fromkeys(problems))
+
+
+def _slider_screenshot(root, out_dir: Path, page: str, kind: str, uid: str, n_sliders: int) -> None:
+    """The explorer alone: ``<page>.<kind>.png`` (with its id in the name if the page has several)."""
+    path = screenshot_path(out_dir, page, kind if n_sliders == 1 else f"{kind}.{uid}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root.screenshot(str(path))
 
 
 if __name__ == "__main__":

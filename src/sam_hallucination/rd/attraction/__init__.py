@@ -21,10 +21,12 @@ This module provides
   critical points (:func:`critical_points`), every hallucinated point over a ρ grid
   (:func:`hallucinated_points`) and the critical point each one's branch is born at
   (:func:`birth_labels`);
-* :func:`wilson_interval` for the fractions.
+* :func:`wilson_interval` for the fractions;
+* the asymmetric function branch by branch (:mod:`.asymmetric`): its critical points by name,
+  the branch table checked against autograd, the points behind a saddle.
 """
 
-
+from .asymmetric import behind_saddle_table, check_branch_table, named_critical_points
 from .quartics import (
     BIRTH_TYPES,
     EXPONENTS,
@@ -62,6 +64,9 @@ from .survey import (
 )
 
 __all__ = [
+    "behind_saddle_table",
+    "check_branch_table",
+    "named_critical_points",
     "BIRTH_TYPES",
     "EXPONENTS",
     "birth_labels",

@@ -21,6 +21,7 @@ from .fixed_points import (
     HallucinationSolveError,
     attraction_eta_max,
     continue_branch,
+    critical_points_on_grid,
     refine_critical_point,
     sam_map_generator,
     sam_map_jacobian,
@@ -35,6 +36,7 @@ from .phases import (
     PhaseDiagram,
     classify,
     disk_starts,
+    end_state_counts,
     hallucination_edges,
     linear_rate,
     measured_rate,
@@ -46,9 +48,9 @@ from .phases import (
 __all__ = [
     "METHODS", "NOISE_TARGETS", "RunResult", "iterate", "naive_sam_loop", "perturbed", "sam_map",
     "step_direction", "Branch", "HallucinationSolve", "HallucinationSolveError",
-    "attraction_eta_max", "continue_branch", "refine_critical_point", "sam_map_generator",
+    "attraction_eta_max", "continue_branch", "critical_points_on_grid", "refine_critical_point", "sam_map_generator",
     "sam_map_jacobian", "sam_map_jacobian_formula", "solve_hallucinated", "spectral_radius",
-    "END_STATE_LABELS", "PROFILES", "EndState", "PhaseDiagram", "classify", "disk_starts",
+    "END_STATE_LABELS", "PROFILES", "EndState", "PhaseDiagram", "classify", "disk_starts", "end_state_counts",
     "hallucination_edges", "linear_rate", "measured_rate", "noise_study", "phase_diagram",
     "ring_radial_map",
 ]

@@ -294,3 +294,28 @@ def refine_critical_point(landscape: Landscape, x0, *, tol: float = 1e-13,
             break
         x = x - torch.linalg.solve(H(x), gx)
     return x, torch.linalg.eigvalsh(H(x))
+
+
+def critical_points_on_grid(landscape: Landscape, lo: float, hi: float, n: int, *,
+                            grad_tol: float = 1e-10, distinct: float = 1e-6) -> list[Tensor]:
+    """Every critical point that Newton (:func:`refine_critical_point`) reaches from an
+    ``n`` x ``n`` grid of starts in the square [lo, hi]² of R², in the order found (first
+    coordinate outer): starts whose end has ‖∇f‖ ≥ ``grad_tol`` are dropped, points closer than
+    ``distinct`` to one already found count once. A search, not a proof: a critical point
+    no start reaches is missed."""
+    n = check_count("n", n)
+    check_tol("grad_tol", grad_tol, positive=True)
+    check_tol("distinct", distinct, positive=True)
+    if landscape.dim != 2:
+        raise ValueError(f"the grid search is on R², but {landscape.name} has dim {landscape.dim}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"need finite lo < hi for the grid square, got lo={lo!r}, hi={hi!r}")
+    found: list[Tensor] = []
+    for a in np.linspace(lo, hi, n):
+        for b in np.linspace(lo, hi, n):
+            x, _ = refine_critical_point(landscape, [a, b])
+            if float(torch.linalg.vector_norm(landscape.grad(x))) >= grad_tol:
+                continue
+            if all(float(torch.linalg.vector_norm(x - q)) > distinct for q in found):
+                found.append(x)
+    return found

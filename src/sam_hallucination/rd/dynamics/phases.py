@@ -104,6 +104,17 @@ def classify(
     return out
 
 
+def end_state_counts(states) -> dict[str, int]:
+    """How many runs ended in each :class:`EndState`, by label (``END_STATE_LABELS``), in the
+    enum's order and only for the states that occur: ``{"hallucinated point": 12}``.
+
+    ``states`` is what :func:`classify` returns (codes, any integer array)."""
+    codes = torch.as_tensor(states).reshape(-1)
+    if codes.is_floating_point() or codes.is_complex():
+        raise TypeError("states must be EndState codes (integers): pass what classify() returns")
+    return {END_STATE_LABELS[s]: int((codes == s).sum()) for s in EndState if (codes == s).any()}
+
+
 def _end_points(x, dim: int) -> Tensor:
     """End points as (B, dim) float64; NaN and inf stay (they are DIVERGED), shapes are checked."""
     try:
