@@ -23,9 +23,6 @@ MAX_MEDIAN_LINES = 12
 # that the rule holds for it from then on; a name that is no chapter fails below.
 EXEMPT = {
     "ch04_mlp",
-    "ch05_cifar",
-    "ch05b_tiers",
-    "ch06_remedy",
 }
 
 
