@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sam_hallucination.report.stall import calibration_table
+from sam_hallucination.report.study import calibration_table
 
 SWEEPS = ("cifar10-cpu-calib", "cifar10-cpu-study", "cifar10-cpu-study-noise", "cifar10-cpu-dose",
           "cifar10-cpu-switch", "cifar10-cpu-rule", "cifar10-cpu-study-control")

@@ -148,7 +148,7 @@ def test_the_verdict_rule_can_say_each_class():
 
 
 def test_accuracy_effects_are_paired_over_seeds():
-    from sam_hallucination.report.stall import accuracy_effects
+    from sam_hallucination.report.study import accuracy_effects
 
     def rec(method, rho, seed, acc):
         return {"config": {"method": method, "rho": rho, "seed": seed}, "status": "ok",
@@ -237,12 +237,13 @@ def test_findings_follow_the_intervals_and_load_folder_keeps_controls_apart(tmp_
     import json
 
     from sam_hallucination.report import stall as rs
+    from sam_hallucination.report import study as sy
 
     recs = [{"config": {"method": m, "rho": r, "seed": s}, "status": "ok",
              "final": {"test_acc": a + (0.01 * s if m == "sgd" else 0.01 * s + d)}}
             for m, r, d in (("sgd", 0.0, 0), ("sam", 0.1, 0.02), ("sam", 2.0, -0.2))
             for s in range(3) for a in (0.6,)]
-    eff = rs.accuracy_effects(recs)
+    eff = sy.accuracy_effects(recs)
     stall = {f"r{r}_s{s}": study_record(r, s, 0.05, 0.05 * f)
              for r, f in ((0.1, 0.9), (2.0, 0.02)) for s in range(3)}
     for rid, rec in stall.items():
@@ -252,10 +253,10 @@ def test_findings_follow_the_intervals_and_load_folder_keeps_controls_apart(tmp_
     assert set(loaded) == set(stall)  # the control file is not an end point
     assert set(rs.load_folder(tmp_path, prefix="control_")) == {"r2.0_s0"}
     ends = rs.endpoint_table(loaded)
-    table = rs.findings(eff, rs.radius_verdicts(ends))
+    table = sy.findings(eff, rs.radius_verdicts(ends))
     row = table.set_index("rho")
     assert row.loc[0.1, "accuracy"] == "helps" and row.loc[2.0, "accuracy"] == "hurts"
-    text = rs.findings_text(table)
+    text = sy.findings_text(table)
     assert "beats SGD" in text and "ρ ∈ {0.1}" in text and "loses to SGD" in text
     assert "undecided" in text  # ratio 0.4-0.6: neither stall nor no stall at any radius
     mech = rs.mechanism_table(loaded)

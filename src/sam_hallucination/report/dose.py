@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import paired_interval, sign_test
-from .stall import by_cell
+from .study import by_cell
 
 DOSE_ROUND = 6  # mean radii are compared after rounding (0.7 * 0.5 = 0.35 exactly, say)
 
