@@ -19,11 +19,19 @@ On each page the check asserts:
   (its displayed aspect ratio within 2% of its natural one) at 1280 px and again at a
   390 px phone width, every image in the article has a real ``alt`` text (not empty,
   not a file path), and no figure is shown below 90% of the width it was drawn at (1280 px);
-* no code cell, code output or table overflows sideways at 1280 px (a horizontal scroll
-  bar hides columns), and at 390 px no code output, table or table's scroll wrapper does
-  (code inputs may scroll there), and no number in a table cell breaks across lines;
-* no display equation is cut off: its rendered content is no wider than its box and does
-  not run under its equation number, at 1280 px and at 390 px;
+* no code cell, code output, table or table's scroll wrapper (a prose table scrolls inside
+  the theme's ``.pst-scrollable-table-container``, not by itself) overflows sideways at
+  1280 px (a horizontal scroll bar hides columns), and at 390 px no code output, table or
+  scroll wrapper does (code inputs may scroll there), and no number in a table cell breaks
+  across lines;
+* no display equation is cut off: its rendered content is no wider than its box, does not
+  scroll inside its ``mjx-container`` and does not run under its equation number, at
+  1280 px and at 390 px;
+* these layout findings fail the page at both widths, except the known ones listed in
+  ``PENDING_LAYOUT`` (pages whose fix is another change's), which are notes until their
+  fix lands (``--strict-phone`` fails them too; an entry that matches nothing is reported);
+* the page is at most 15 desktop screens long (scroll height at 1280 x 800 over 800): a
+  note per longer page, and the length of each page in its summary line;
 * figure text as shown at 390 px (the drawn text size times the shown scale) is at least
   9 CSS px: a note per figure, a failure with ``--strict-figure-text``;
 * the page weighs at most 2 MB: its HTML plus the local images it shows;
@@ -81,6 +89,29 @@ MIN_FIGURE_SCALE = 0.9
 DRAWN_TEXT_PX = 11.0  # the smallest text the book's figures draw, px at 100% (plotting.use_book_style)
 MIN_FIGURE_TEXT_PX = 9.0  # the smallest figure text a reader should get, CSS px, at any width
 MAX_SCREENSHOT_HEIGHT = 20000  # px; longer pages are cut (the check itself covers all)
+MAX_SCREENS = 15  # a page longer than this many 1280 x 800 screens gets a note: split it (issue 28)
+
+# Layout findings (math cut off, tables or outputs scrolling sideways, numbers broken) fail a
+# page, at 1280 and at 390 px. These known ones, on pages whose fix belongs to another change
+# of issue 28, are notes until it lands; --strict-phone fails them too. Each entry: (page, a
+# piece of the finding's text that names the element, why it is pending). An entry that
+# matches nothing is reported, so it is removed once its fix is in.
+PENDING_LAYOUT: tuple[tuple[str, str, str], ...] = (
+    ("notebooks/ch01_sam.html", "∇fSAM(x)=(I+ρDu(x))⊤∇f(x+),Du(x)",
+     "Chapter 1's SAM-gradient equation, 400 px at 390 px: its own change breaks it"),
+    ("notebooks/ch02_hallucination.html", "x⋆=±(ρ−1),1<ρ<2",
+     "Chapter 2's fixed-point equation: its own change breaks it"),
+    ("notebooks/ch02_hallucination.html", "f(x,y)=(x2−1)2+(x2−0.49)y2",
+     "Chapter 2's asymmetric landscape: its own change breaks it"),
+    ("notebooks/ch03_convergence.html", "T(x)=φ(r)x^,φ(r)=r+4η",
+     "Chapter 3's radial map: its own change breaks it"),
+    ("notebooks/ch03_convergence.html", "DT(x)=I−ηA(x)",
+     "Chapter 3's Jacobian of the SAM map: its own change breaks it"),
+    ("notebooks/ch03b_attraction.html", "detB=∏i=1d−1(1−ρκi)",
+     "Chapter 3b's determinant identity: its own change breaks it"),
+    ("notebooks/ch06_remedy.html", "End-of-training probe, rho >= 1 and baselines",
+     "Chapter 6's probe table, 363 px at 390 px: its own change narrows it"),
+)
 
 # Sphinx pages that are not content, and folders that hold no pages.
 SKIP_PAGES = frozenset({"search.html", "genindex.html", "py-modindex.html"})
@@ -248,6 +279,23 @@ def page_weight(html_dir: Path, page: str) -> int:
     return total
 
 
+def pending_reason(page: str, finding: str,
+                   pending: Iterable[tuple[str, str, str]] | None = None) -> tuple[str, str] | None:
+    """``(snippet, why)`` of the entry of ``pending`` (default :data:`PENDING_LAYOUT`) that
+    ``finding`` on ``page`` matches (a note for now), or None: the finding fails the page."""
+    for p, snippet, why in PENDING_LAYOUT if pending is None else pending:
+        if p == page and snippet in finding:
+            return snippet, why
+    return None
+
+
+def screens(scroll_height: float, viewport_height: int = FIRST_SCREEN[1]) -> float:
+    """A page's length in desktop screens: its scroll height over the viewport's height."""
+    if viewport_height <= 0:
+        raise ValueError(f"viewport_height must be positive, got {viewport_height}")
+    return scroll_height / viewport_height
+
+
 def is_local_url(url: str, origin: str) -> bool:
     """True when ``url`` is served by the local server at ``origin`` (``http://127.0.0.1:N``)."""
     return url.startswith(origin + "/") or url == origin
@@ -409,10 +457,12 @@ return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0)
 }).filter(x => x.sw > 0 && x.sh > 0);
 """
 
-# Code outputs and tables wider than their box (a sideways scroll bar hides columns).
+# Code outputs and tables wider than their box (a sideways scroll bar hides columns). A prose
+# table scrolls inside the theme's wrapper (.pst-scrollable-table-container), not by itself.
 _JS_OVERFLOW = r"""
 const sel = '.cell_output, .cell_output pre, .cell_output .output, .cell_output table, '
-          + '.cell_input pre, article table, article .table-wrapper, article div.highlight pre';
+          + '.cell_input pre, article table, article .table-wrapper, article div.highlight pre, '
+          + 'article .pst-scrollable-table-container, article .text-tables';
 const out = [];
 for (const el of document.querySelectorAll(sel)) {
   if (el.offsetParent === null) continue;   // hidden (a collapsed hide-input/hide-output toggle)
@@ -425,13 +475,16 @@ for (const el of document.querySelectorAll(sel)) {
 return out;
 """
 
-# Display math whose rendered content is wider than its box, or runs under its equation number.
+# Display math whose rendered content is wider than its box, scrolls inside its container (the
+# theme gives mjx-container overflow: auto, so a wide equation hides its end behind a scroll
+# bar), or runs under its equation number.
 _JS_MATH_OVERFLOW = r"""
 const out = [];
 for (const box of document.querySelectorAll('.bd-article div.math, article div.math')) {
   if (box.offsetParent === null) continue;
   const math = box.querySelector('mjx-container mjx-math, .MathJax_Display');
   if (!math) continue;
+  const scroller = box.querySelector('mjx-container') || box;
   const c = box.getBoundingClientRect(), m = math.getBoundingClientRect();
   const eqno = box.querySelector('.eqno');
   const e = eqno ? eqno.getBoundingClientRect() : null;
@@ -439,6 +492,9 @@ for (const box of document.querySelectorAll('.bd-article div.math, article div.m
   const label = eqno ? eqno.textContent.trim() + ' ' : '';
   if (m.width > c.width + 1 || m.left < c.left - 1 || m.right > c.right + 1) {
     out.push('equation ' + label + Math.round(m.width) + ' px wide in ' + Math.round(c.width) + ' px: ' + tex);
+  } else if (scroller.scrollWidth > scroller.clientWidth + 1) {
+    out.push('equation ' + label + 'scrolls: ' + scroller.scrollWidth + ' px of math in a '
+             + scroller.clientWidth + ' px box: ' + tex);
   } else if (e && e.width > 0 && m.right > e.left + 1 && m.left < e.right - 1
              && m.top < e.bottom && m.bottom > e.top) {
     out.push('equation ' + label + 'runs ' + Math.round(m.right - e.left) + ' px under its number: ' + tex);
@@ -632,6 +688,18 @@ class PageResult:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     summary: str = ""
+    pending: set[str] = field(default_factory=set)  # PENDING_LAYOUT snippets this page matched
+
+    def layout(self, findings: Iterable[str], strict: bool = False) -> None:
+        """Layout findings fail the page, except those :data:`PENDING_LAYOUT` names (notes,
+        unless ``strict``)."""
+        for finding in findings:
+            hit = None if strict else pending_reason(self.page, finding)
+            if hit is None:
+                self.problems.append(finding)
+            else:
+                self.pending.add(hit[0])
+                self.notes.append(f"pending ({hit[1]}): {finding}")
 
     @property
     def ok(self) -> bool:
@@ -738,10 +806,10 @@ def check_page(
             )
 
     # Outputs and tables that overflow sideways; display math wider than its box.
-    for what in driver.execute_script(_JS_OVERFLOW)[:10]:
-        res.problems.append(f"overflows sideways at {WINDOW[0]} px: {what}")
-    for what in driver.execute_script(_JS_MATH_OVERFLOW)[:10]:
-        res.problems.append(f"cut off at {WINDOW[0]} px: {what}")
+    res.layout((f"overflows sideways at {WINDOW[0]} px: {what}" for what in driver.execute_script(_JS_OVERFLOW)[:10]),
+               strict_phone)
+    res.layout((f"cut off at {WINDOW[0]} px: {what}" for what in driver.execute_script(_JS_MATH_OVERFLOW)[:10]),
+               strict_phone)
 
     # Page weight.
     weight = page_weight(links.html_dir, page)
@@ -766,7 +834,11 @@ def check_page(
     res.problems.extend(link_problems)
 
     full_page_screenshot(driver, screenshot_path(out_dir, page))
-    viewport_screenshot(driver, screenshot_path(out_dir, page, "top"), FIRST_SCREEN, mobile=False)
+    (height,) = viewport_screenshot(driver, screenshot_path(out_dir, page, "top"), FIRST_SCREEN, mobile=False,
+                                    scripts=("return document.documentElement.scrollHeight;",))
+    n_screens = screens(height)
+    if n_screens > MAX_SCREENS:
+        res.notes.append(f"{n_screens:.1f} desktop screens (1280 x 800), over {MAX_SCREENS}: split the page")
     phone = viewport_screenshot(
         driver,
         screenshot_path(out_dir, page, "phone"),
@@ -776,17 +848,17 @@ def check_page(
     )
     phone_sizes, phone_math, phone_overflow, phone_numbers, phone_figures = phone
     res.problems.extend(_aspect_problems(phone_sizes, f"{PHONE[0]} px"))
-    # Phone layout: a failure with --strict-phone, else a note (the book does not pass yet).
-    phone_out = res.problems if strict_phone else res.notes
-    phone_out.extend(f"cut off at {PHONE[0]} px: {what}" for what in phone_math[:10])
-    phone_out.extend(f"overflows sideways at {PHONE[0]} px: {what}" for what in phone_overflow[:10])
-    phone_out.extend(f"number broken across lines at {PHONE[0]} px: {t!r}" for t in phone_numbers[:10])
+    # Phone layout fails the page as at 1280 px (PENDING_LAYOUT's findings are notes).
+    res.layout((f"cut off at {PHONE[0]} px: {what}" for what in phone_math[:10]), strict_phone)
+    res.layout((f"overflows sideways at {PHONE[0]} px: {what}" for what in phone_overflow[:10]), strict_phone)
+    res.layout((f"number broken across lines at {PHONE[0]} px: {t!r}" for t in phone_numbers[:10]), strict_phone)
     small_text = figure_text_problems(phone_figures, f"{PHONE[0]} px")
     (res.problems if strict_figure_text else res.notes).extend(small_text[:10])
     scale_note = f", figures shown at >= {min(scales):.0%} of their drawn width" if scales else ""
     res.summary = (
         f"{len(info['images'])} img, {info['mathElements']} math -> {info['mjx']} rendered "
-        f"(MathJax {mathjax}){anim_note}, {n_links} internal links, {weight / 1e6:.2f} MB{scale_note}"
+        f"(MathJax {mathjax}){anim_note}, {n_links} internal links, {weight / 1e6:.2f} MB{scale_note}, "
+        f"{n_screens:.1f} screens"
     )
     return res
 
@@ -850,6 +922,12 @@ def run(
             server.server_close()
             thread.join(timeout=5)
     n_fail = sum(not r.ok for r in results)
+    checked = {r.page for r in results}
+    matched = {(r.page, s) for r in results for s in r.pending}
+    for p, snippet, _ in PENDING_LAYOUT:
+        if p in checked and (p, snippet) not in matched and not strict_phone:
+            print(f"NOTE: PENDING_LAYOUT entry for {p} ({snippet!r}) matched no finding: "
+                  "its fix is in, remove the entry")
     print(f"Screenshots in {out_dir} ({time.time() - t0:.0f} s)")
     print(f"{len(results) - n_fail} passed, {n_fail} failed")
     if n_fail:
@@ -875,7 +953,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"fail (not only note) a figure whose text is shown below {MIN_FIGURE_TEXT_PX:.0f} px at {PHONE[0]} px",
     )
     ap.add_argument("--strict-phone", action="store_true",
-                    help=f"fail (not only note) math, tables or numbers that do not fit at {PHONE[0]} px")
+                    help="fail the known layout findings of PENDING_LAYOUT too (every other finding "
+                         f"at 1280 or {PHONE[0]} px fails the page already)")
     args = ap.parse_args(argv)
     out = args.out if args.out is not None else args.html_dir.resolve().parent / "browser-check"
     try:
