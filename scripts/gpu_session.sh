@@ -26,9 +26,12 @@
 #   python scripts/ingest_gpu_results.py <files_at>/results_new.tar.gz && make execute && make test
 #
 # Usage: bash scripts/gpu_session.sh [BUDGET_SECONDS]   (default 540; never exceeded)
+# The logic is in src/sam_hallucination/runs/gpu_session.py (and runs/jobs_calibration.py);
+# this script keeps the time budget, the log, and the stopping of its children.
 # Environment (all optional):
 #   OUT               output folder (the device tool sets it; default /tmp/gpu_out)
-#   GPU_PLAN          space-separated steps, "sweep" (all seeds), "sweep:0,1" or "bench"
+#   GPU_PLAN          space-separated steps: "calibrate" (first only: the CUDA smoke and the
+#                     choice of GPU_JOBS), "sweep" (all seeds), "sweep:0,1" or "bench"
 #   GPU_DEVICE        cuda (default) or cpu (to test this script's logic on a CPU)
 #   GPU_SEED_RESULTS  the committed results folder (default results; never written)
 #   GPU_SCRATCH       where runs are written (default /tmp/gpu_session_results; kept across
@@ -37,7 +40,10 @@
 #   GPU_BENCH         the benchmark script (default benchmarks/train_step.py; tests stub it)
 #   GPU_BENCH_ARGS    its arguments (default --full-runs)
 #   GPU_JOBS          runs side by side, one process each (--jobs): a number, or auto
-#                     (default: 4 on CUDA, where 4 processes gave 1.37x on an H200; 1 on a CPU)
+#                     (default): the K that "calibrate" measured best; without that step 4 on
+#                     CUDA (4 processes gave 1.37x on an H200 once), 1 on a CPU
+#   GPU_CALIBRATE_KS  the K that "calibrate" times (default 1,2,4 on CUDA, 1,2 on a CPU)
+#   GPU_CALIBRATE_S   its time limit, worker start-up included (default 35)
 #   GPU_MARGIN_S      seconds kept in reserve for the summary and the last pack (default 25)
 #   SAM_GIT_COMMIT    the commit the copied tree is at (needed where .git is not copied)
 #   PYTHON            interpreter (default python3)
@@ -68,7 +74,8 @@ MAX_RUNS=${GPU_MAX_RUNS:-}
 BENCH=${GPU_BENCH:-benchmarks/train_step.py}
 BENCH_ARGS=${GPU_BENCH_ARGS:---full-runs}
 MARGIN=${GPU_MARGIN_S:-25}
-PLAN=${GPU_PLAN:-"cifar10-rho:0 cifar10-remedy:0 bench cifar10-rho:1,2 cifar10-remedy:1,2 cifar10-resnet18"}
+CALIBRATE_S=${GPU_CALIBRATE_S:-35}  # + start-up and stopping: under 40 s
+PLAN=${GPU_PLAN:-"calibrate cifar10-rho:0 cifar10-remedy:0 bench cifar10-rho:1,2 cifar10-remedy:1,2 cifar10-resnet18"}
 export SAM_DATA_DIR=${SAM_DATA_DIR:-$PWD/.data}
 export SAM_CACHE_DIR=${SAM_CACHE_DIR:-/tmp/sam_hallucination_cache}  # not under $OUT
 ARCHIVE="$OUT/results_new.tar.gz"
@@ -81,70 +88,11 @@ left() { echo $((DEADLINE - $(date +%s))); }
 log() { echo "[gpu_session +$(($(date +%s) - START))s] $*"; }
 die() { echo "ERROR: $*" >&2; exit 2; }
 
-# Pack the new result files of $SCRATCH into $ARCHIVE (temp file + os.replace), once, or
-# with "watch PID" every second while they change and PID (this script) lives. Needs no
-# torch, so it starts at once. Result JSONs appear by atomic rename (shared copies too), so
-# one that is present and parses is complete.
-PACK_PY=$(cat <<'EOF'
-import json, os, re, sys, tarfile, time
-scratch, archive = sys.argv[1], sys.argv[2]
-watch = sys.argv[3:4] == ["watch"]
-parent = int(sys.argv[4]) if watch else 0
-name_ok = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*").fullmatch
-committed = set(open(os.path.join(scratch, ".committed.txt")).read().split())
-
-def new_files() -> list[tuple[str, int, int]]:
-    found = []
-    for d in sorted(os.listdir(scratch)):
-        if not name_ok(d) or not os.path.isdir(os.path.join(scratch, d)):
-            continue
-        for f in sorted(os.listdir(os.path.join(scratch, d))):
-            rel, path = f"{d}/{f}", os.path.join(scratch, d, f)
-            if rel in committed or not name_ok(f) or not os.path.isfile(path):
-                continue
-            if d == "benchmarks":
-                if not f.endswith(".txt"):
-                    continue
-            elif f.endswith(".json"):
-                try:
-                    with open(path) as fh:
-                        json.load(fh)
-                except (OSError, ValueError):
-                    continue  # not complete yet
-            else:
-                continue
-            st = os.stat(path)
-            found.append((rel, st.st_size, st.st_mtime_ns))
-    return found
-
-def write(files: list[tuple[str, int, int]]) -> None:
-    tmp = archive + ".part"
-    with open(tmp, "wb") as raw:
-        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            for rel, _, _ in files:
-                tar.add(os.path.join(scratch, rel), arcname=rel, recursive=False)
-        raw.flush()
-        os.fsync(raw.fileno())
-    os.replace(tmp, archive)
-
-last = None
-while True:
-    files = new_files()
-    if files != last or not os.path.exists(archive):
-        write(files)
-        last = files
-        if not watch:
-            print(f"[pack] {archive}: {len(files)} new file(s)")
-    if not watch:
-        break
-    time.sleep(1.0)
-    try:
-        os.kill(parent, 0)
-    except ProcessLookupError:
-        break  # the session is gone (killed): the last pack stands
-EOF
-)
-pack() { "$PY" -c "$PACK_PY" "$SCRATCH" "$ARCHIVE"; }
+# The session's logic is the module sam_hallucination.runs.gpu_session (tested); this script
+# keeps the budget, the log and the stopping of children. Its packer needs no torch, so it
+# starts at once; result JSONs appear by atomic rename, so one that parses is complete.
+session() { "$PY" -m sam_hallucination.runs.gpu_session "$@"; }
+pack() { session pack "$SCRATCH" "$ARCHIVE"; }
 
 # Stop a process: TERM, then KILL after $2 seconds. A caller may start this script with
 # SIGTERM ignored (children inherit that), and a TERM alone then never ends the watcher:
@@ -200,100 +148,73 @@ log "committed results: $COMMITTED; scratch: $SCRATCH; out: $OUT"
 case "$SCRATCH" in "$OUT"|"$OUT"/*) die "GPU_SCRATCH ($SCRATCH) must be outside \$OUT ($OUT)";; esac
 
 # Scratch = committed results + whatever earlier calls on this machine finished.
-mkdir -p "$SCRATCH"
-: > "$SCRATCH/.committed.txt"
-if [ -d "$COMMITTED" ]; then
-    cp -r "$COMMITTED"/. "$SCRATCH"/
-    (cd "$COMMITTED" && find . -mindepth 2 -maxdepth 2 -type f | sed 's|^\./||') > "$SCRATCH/.committed.txt"
-else
-    log "no committed results at $COMMITTED: every finished run counts as new"
-fi
-find "$SCRATCH" -name '*.pt' -delete
+session seed "$COMMITTED" "$SCRATCH"
 pack
-"$PY" -c "$PACK_PY" "$SCRATCH" "$ARCHIVE" watch $$ &
+session pack "$SCRATCH" "$ARCHIVE" --watch $$ &
 WATCHER=$!
 
-if [ "$DEVICE" = cuda ]; then
-    "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
-fi
 if [ -n "${SAM_GIT_COMMIT:-}" ] && ! [[ "$SAM_GIT_COMMIT" =~ ^[0-9a-f]{40}$ ]]; then
     die "SAM_GIT_COMMIT='$SAM_GIT_COMMIT' is not a 40-hex commit: put the output of git rev-parse HEAD (run on your side) into the command"
 fi
 if ! git rev-parse HEAD >/dev/null 2>&1 && [ -z "${SAM_GIT_COMMIT:-}" ]; then
     die "no git checkout here and SAM_GIT_COMMIT unset: call with SAM_GIT_COMMIT=<output of git rev-parse HEAD on your side>, or the ingest refuses every result"
 fi
+JOBS=${GPU_JOBS:-auto}
+[[ "$JOBS" =~ ^([1-9][0-9]*|auto)$ ]] || die "GPU_JOBS='$JOBS' must be a positive integer or auto"
 
-# Check the plan (names, seeds) and list what it needs: CIFAR data, and the runs that two
-# sweeps share (same config => same run id), copied across as they finish.
-SHARED="$SCRATCH/.shared.txt"
+# Check the plan (names, seeds) and list what it needs: the CIFAR data file (printed), the
+# sweeps that train on it, and the runs two sweeps share (copied across as they finish).
 CIFAR_SWEEPS="$SCRATCH/.cifar_sweeps.txt"
-"$PY" - "$SHARED" "$CIFAR_SWEEPS" $PLAN <<'EOF'
-import sys
-from sam_hallucination.runs.sweeps import SWEEPS, get_sweep
-shared_file, cifar_file, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
-names = []
-for step in steps:
-    if step == "bench":
-        continue
-    name, _, seeds = step.partition(":")
-    if name not in SWEEPS:
-        sys.exit(f"ERROR: plan step {step!r}: unknown sweep; valid: {', '.join(SWEEPS)}")
-    if seeds and not all(s.isdigit() for s in seeds.split(",")):
-        sys.exit(f"ERROR: plan step {step!r}: seeds must be comma-separated integers")
-    names.append(name)
-names = list(dict.fromkeys(names))
-with open(cifar_file, "w") as f:
-    f.writelines(f"{n}\n" for n in names if any(c.dataset == "cifar10-jpeg" for c in get_sweep(n).runs))
-ids = {n: {c.run_id() for c in get_sweep(n).runs} for n in names}
-with open(shared_file, "w") as f:
-    for a in ids:
-        for b in ids:
-            if a != b:
-                for rid in sorted(ids[a] & ids[b]):
-                    f.write(f"{a}/{rid}.json {b}/{rid}.json\n")
-EOF
-# The benchmark's --full-runs trains on the CIFAR-10 JPEG copy too (CUDA only).
-NEEDS_CIFAR=0
-[ -s "$CIFAR_SWEEPS" ] && NEEDS_CIFAR=1
-if [[ " $PLAN " == *" bench "* && "$DEVICE" == cuda && " $BENCH_ARGS " == *" --full-runs "* ]]; then NEEDS_CIFAR=1; fi
-DATA_ARG=()
-if [ "$NEEDS_CIFAR" = 1 ]; then
-    for f in cifar10_jpeg_compact.npz cifar10_jpeg.npz; do
-        if [ -f "$SAM_DATA_DIR/$f" ]; then DATA_ARG=(--data "$SAM_DATA_DIR/$f"); break; fi
-    done
-    [ ${#DATA_ARG[@]} -gt 0 ] || die "the plan needs CIFAR-10 but $SAM_DATA_DIR has neither cifar10_jpeg_compact.npz nor cifar10_jpeg.npz: mkdir -p .data && cp ../shared/data/cifar10_jpeg_compact.npz .data/ and call with carry=[\".data\"]"
+# shellcheck disable=SC2086
+DATA_FILE=$(session plan --device "$DEVICE" --data-dir "$SAM_DATA_DIR" --bench-args="$BENCH_ARGS" "$SCRATCH" $PLAN) || exit 2
+
+# First, within the first minute: the CUDA smoke. With "calibrate" first in the plan it also
+# times K = 1, 2, 4 runs side by side and picks K (GPU_JOBS=auto); without it, on CUDA, K = 1
+# only (a smoke). A broken GPU stops the session here with one line.
+FIRST=${PLAN%% *}
+if [ "$FIRST" = calibrate ] || [ "$DEVICE" = cuda ]; then
+    ks=${GPU_CALIBRATE_KS:-}
+    [ "$FIRST" = calibrate ] || ks=1
+    t=$(left)
+    if [ "$t" -gt "$CALIBRATE_S" ]; then t=$CALIBRATE_S; fi
+    [ "$t" -ge 5 ] || die "only ${t}s of the budget left before the CUDA smoke: give a larger budget"
+    log "calibrate: $DEVICE smoke, K = ${ks:-default} side by side (limit ${t}s)"
+    rm -f "$SCRATCH/.jobs.txt"
+    rc=0
+    run_child timeout --foreground --kill-after=5 "$((t + 10))" "$PY" -m sam_hallucination.runs.gpu_session \
+        calibrate --device "$DEVICE" ${ks:+--ks "$ks"} --limit-s "$t" --jobs "$JOBS" \
+        --write-jobs "$SCRATCH/.jobs.txt" || rc=$?
+    [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || die "the $DEVICE smoke did not finish within $((t + 10))s (hung CUDA?): check the GPU with nvidia-smi, or test with GPU_DEVICE=cpu"
+    [ "$rc" -eq 0 ] || exit 2  # it printed its one-line ERROR
+    if [ "$FIRST" = calibrate ]; then JOBS=$(cat "$SCRATCH/.jobs.txt"); fi
+fi
+
+if [ -n "$DATA_FILE" ]; then
     # Load it once now: a file the data layer cannot read stops the session in seconds, not
     # after every sweep has failed in turn; the decoded copy is cached for the sweeps.
     t=$(left)
     if [ "$t" -gt 180 ]; then t=180; fi
     [ "$t" -ge 5 ] || die "only ${t}s of the budget left before loading the data: give a larger budget"
-    log "data: ${DATA_ARG[1]} (loading it once, limit ${t}s)"
-    timeout --foreground --kill-after=5 "$t" "$PY" -c "import sys; from sam_hallucination.data import load_dataset; print(load_dataset('cifar10-jpeg', root=sys.argv[1]))" "${DATA_ARG[1]}" \
-        || die "the data layer cannot load ${DATA_ARG[1]} (see above; cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check: carry the compact file)"
+    log "data: $DATA_FILE (loading it once, limit ${t}s)"
+    timeout --foreground --kill-after=5 "$t" "$PY" -m sam_hallucination.runs.gpu_session check-data "$DATA_FILE" \
+        || die "the data layer cannot load $DATA_FILE (see above; cifar10_jpeg.npz, 53 MiB, does not pass the 60 MiB payload check: carry the compact file)"
 fi
+DATA_ARG=()
+[ -z "$DATA_FILE" ] || DATA_ARG=(--data "$DATA_FILE")
 
 # Independent runs side by side as processes (one result file each, per-run locks).
-JOBS=${GPU_JOBS:-auto}
 if [ "$JOBS" = auto ]; then
-    if [ "$DEVICE" = cuda ]; then JOBS=4; else JOBS=1; fi
+    if [ "$DEVICE" = cuda ]; then JOBS=4; else JOBS=1; fi  # uncalibrated: 4 gave 1.37x on an H200
 fi
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "GPU_JOBS='$JOBS' must be a positive integer or auto"
 log "runs side by side: $JOBS process(es)"
 
-# Copy each finished shared run into the other sweep's folder (temp file + mv: atomic).
-share_runs() {
-    local src dst
-    while read -r src dst; do
-        if [ -f "$SCRATCH/$src" ] && [ ! -e "$SCRATCH/$dst" ]; then
-            mkdir -p "$(dirname "$SCRATCH/$dst")"
-            cp -p "$SCRATCH/$src" "$SCRATCH/$dst.tmp" && mv "$SCRATCH/$dst.tmp" "$SCRATCH/$dst"
-        fi
-    done < "$SHARED"
-}
+# Copy each finished shared run into the other sweep's folder (temp file + rename: atomic).
+share_runs() { session share "$SCRATCH"; }
 
 for step in $PLAN; do
     rem=$(left)
     if [ "$rem" -lt 30 ]; then log "stop: ${rem}s left"; break; fi
+    if [ "$step" = calibrate ]; then continue; fi  # done above, before the data
     if [ "$step" = bench ]; then
         done_file="$SCRATCH/benchmarks/train_step_${DEVICE}.txt"
         if [ -s "$done_file" ] || [ "$rem" -lt 150 ]; then log "bench: skipped (done or ${rem}s left)"; continue; fi
@@ -328,23 +249,7 @@ share_runs
 log "summary"
 hard=$((START + BUDGET - MARGIN / 2 - $(date +%s)))
 if [ "$hard" -gt 2 ]; then
-    timeout --foreground --kill-after=1 "$hard" "$PY" - "$SCRATCH" $PLAN <<'EOF' || true
-import sys
-from pathlib import Path
-from sam_hallucination.runs.sweeps import get_sweep, load_results
-res = Path(sys.argv[1])
-committed = set((res / ".committed.txt").read_text().split())
-for name in dict.fromkeys(s.split(":")[0] for s in sys.argv[2:] if s != "bench"):
-    runs = get_sweep(name).runs
-    recs = {r["run_id"]: r for r in load_results(name, res)}
-    have = [c for c in runs if c.run_id() in recs]
-    new = sum(f"{name}/{c.run_id()}.json" not in committed for c in have)
-    div = sum(recs[c.run_id()]["status"] == "diverged" for c in have)
-    per = ", ".join(f"seed {s}: {sum(c.seed == s for c in have)}/{sum(c.seed == s for c in runs)}"
-                    for s in sorted({c.seed for c in runs}))
-    wall = sum(recs[c.run_id()]["wall_time_s"] for c in have)
-    print(f"  {name:18s} {len(have):3d}/{len(runs)} runs ({per}); {new} new; {div} diverged; "
-          f"{wall:.0f} s of run time")
-EOF
+    # shellcheck disable=SC2086
+    timeout --foreground --kill-after=1 "$hard" "$PY" -m sam_hallucination.runs.gpu_session summary "$SCRATCH" $PLAN || true
 fi
 log "done; ingest with: python scripts/ingest_gpu_results.py <files_at>/results_new.tar.gz"

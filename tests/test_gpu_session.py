@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from sam_hallucination.runs import gpu_session as gs
+from sam_hallucination.runs import jobs_calibration as jc
 from sam_hallucination.runs.config import RunConfig
 from sam_hallucination.runs.sweeps import get_sweep
 
@@ -55,7 +57,8 @@ def session_env(tmp: Path, out: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPU_", "OUT"))}
     env.update(OUT=str(out), GPU_SCRATCH=str(tmp / "scratch"), GPU_SEED_RESULTS=str(tmp / "committed"),
                GPU_DEVICE="cpu", GPU_MARGIN_S="5", PYTHON=sys.executable,
-               SAM_DATA_DIR=str(tmp / "data"), OMP_NUM_THREADS="1", **extra)
+               SAM_DATA_DIR=str(tmp / "data"), OMP_NUM_THREADS="1")
+    env.update(extra)
     return env
 
 
@@ -106,7 +109,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, fashion_mnist: Any) -> dic
 
     out_b = tmp / "out_b"
     r = subprocess.run(["bash", str(SESSION), "200"], capture_output=True, text=True,
-                       env=session_env(tmp, out_b, GPU_PLAN="smoke:0 bench", GPU_MAX_RUNS="1",
+                       env=session_env(tmp, out_b, GPU_PLAN="calibrate smoke:0 bench", GPU_MAX_RUNS="1",
                                        GPU_BENCH=str(bench), GPU_BENCH_ARGS="--reps 1"), timeout=180)
     return dict(tmp=tmp, out_a=out_a, log_a=log_a, archive_a=archive_a, scratch_after_a=scratch_after_a,
                 out_b=out_b, run_b=r, seconds=time.perf_counter() - t0)
@@ -136,6 +139,9 @@ def test_out_respects_the_device_tool_limits(session: dict[str, Any]) -> None:
     assert names == {"results_new.tar.gz", "session.log", "bench_train_step.txt"}
     log = (session["out_b"] / "session.log").read_text()
     assert "smoke seeds 0" in log and "ingest with" in log and "exit 0" in log  # tee'd, to the end
+    picked = re.search(r"\[calibrate\] K=1: \d+ images/s \(1.00x\); K=2: .* -> K=([12]) ", log)
+    assert picked, log  # the calibration's numbers are logged, and its K is used
+    assert f"runs side by side: {picked[1]} process(es)" in log
     assert "SGD step" in (session["out_b"] / "bench_train_step.txt").read_text()
 
 
@@ -319,27 +325,42 @@ def ignore_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("plan, commit, message", [
-    ("cifar10-rho:0", "", "cifar10_jpeg_compact.npz"),  # a CIFAR plan needs the data; smoke does not
-    ("no-such-sweep", "", "unknown sweep"),
-    ("smoke", "$(git rev-parse HEAD)", "not a 40-hex commit"),  # not expanded on the caller's side
+@pytest.mark.parametrize("plan, commit, message, extra", [
+    ("cifar10-rho:0", "", "cifar10_jpeg_compact.npz", {}),  # a CIFAR plan needs the data; smoke does not
+    ("no-such-sweep", "", "unknown sweep", {}),
+    ("smoke", "$(git rev-parse HEAD)", "not a 40-hex commit", {}),  # not expanded on the caller's side
+    ("smoke calibrate", "", "must be the plan's first step", {}),
+    ("smoke", "", "GPU_JOBS='x' must be a positive integer or auto", {"GPU_JOBS": "x"}),
+    # a window whose CUDA fails: this machine has none (the test skips on one that has)
+    ("calibrate smoke", "", "ERROR: CUDA smoke failed", {"GPU_DEVICE": "cuda", "GPU_CALIBRATE_KS": "1"}),
 ])
 @pytest.mark.parametrize("sigterm", ["default", "ignored"])
-def test_session_stops_early_on_a_bad_call(plan: str, commit: str, message: str, sigterm: str,
-                                           tmp_path: Path) -> None:
+def test_session_stops_early_on_a_bad_call(plan: str, commit: str, message: str, extra: dict[str, str],
+                                           sigterm: str, tmp_path: Path) -> None:
     """Also when started with SIGTERM ignored (as CI started it once): its helpers inherit
     that, and the session once waited forever for a watcher that a TERM could not stop."""
+    if extra.get("GPU_DEVICE") == "cuda" and torch_sees_cuda():
+        pytest.skip("this machine has CUDA: the failing-CUDA case needs one without")
     out = tmp_path / "out"
-    env = session_env(tmp_path, out, GPU_PLAN=plan)
+    env = session_env(tmp_path, out, GPU_PLAN=plan, **extra)
     env.pop("SAM_GIT_COMMIT", None)
     if commit:
         env["SAM_GIT_COMMIT"] = commit
+    t0 = time.monotonic()
     r = subprocess.run(["bash", str(SESSION), "60"], capture_output=True, text=True, timeout=50, env=env,
                        preexec_fn=ignore_sigterm if sigterm == "ignored" else None)
-    assert r.returncode != 0 and message in r.stdout + r.stderr
+    assert r.returncode == 2 and message in r.stdout + r.stderr, r.stdout + r.stderr
+    assert time.monotonic() - t0 < 45  # well within the first minute
+    assert (r.stdout + r.stderr).count("ERROR") == 1, r.stdout + r.stderr  # one line says why
     assert message in (out / "session.log").read_text()
     assert members(out / "results_new.tar.gz") == {}  # still a valid (empty) archive
     assert {f.as_posix() for f in out_files(out)} <= OUT_NAMES
+
+
+def torch_sees_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def test_payload_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -362,3 +383,193 @@ def test_payload_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "WARNING: the working tree differs from HEAD" in out  # untracked.txt travels
     assert payload_check.main([*root, "--limit-mib", "4.5"]) == 1
     assert payload_check.main(["--root", str(tmp_path), "--carry", "nope"]) == 2
+
+
+# ----------------------------------------------------------------------------- the module
+# runs/gpu_session.py and runs/jobs_calibration.py, the logic the shell script calls.
+def write_json(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def test_seed_lists_committed_files_and_keeps_earlier_runs(tmp_path: Path) -> None:
+    committed, scratch = tmp_path / "committed", tmp_path / "scratch"
+    write_json(committed / "smoke" / "a.json", {"x": 1})
+    write_json(committed / "benchmarks" / "b.txt", "t")
+    (committed / "top.txt").write_text("not a result: not listed")
+    (committed / "smoke" / "a.pt").write_bytes(b"weights")
+    write_json(scratch / "smoke" / "earlier.json", {"x": 2})  # an earlier call's run
+    assert gs.seed_scratch(committed, scratch) == ["benchmarks/b.txt", "smoke/a.json", "smoke/a.pt"]
+    assert (scratch / "smoke" / "a.json").read_text() == '{"x": 1}'
+    assert (scratch / "smoke" / "earlier.json").exists()
+    assert not list(scratch.rglob("*.pt"))  # weights never travel back
+    assert gs.seed_scratch(tmp_path / "none", tmp_path / "s2") == []
+    assert (tmp_path / "s2" / gs.COMMITTED_LIST).read_text() == ""
+
+
+def test_new_files_are_complete_uncommitted_results_with_plain_names(tmp_path: Path) -> None:
+    gs.seed_scratch(tmp_path / "c", tmp_path)
+    (tmp_path / gs.COMMITTED_LIST).write_text("smoke/old.json\n")
+    write_json(tmp_path / "smoke" / "old.json", {})
+    write_json(tmp_path / "smoke" / "new.json", {})
+    (tmp_path / "smoke" / "torn.json").write_text('{"status": ')  # still being written
+    (tmp_path / "smoke" / "notes.txt").write_text("x")  # not a result
+    (tmp_path / "smoke" / "-odd.json").write_text("{}")  # a name the device tool refuses
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench.txt").write_text("CUDA")
+    (tmp_path / "benchmarks" / "bench.json").write_text("{}")
+    (tmp_path / ".hidden").mkdir()
+    write_json(tmp_path / ".hidden" / "x.json", {})
+    got = gs.new_files(tmp_path)
+    assert [f for f, _, _ in got] == ["benchmarks/bench.txt", "smoke/new.json"]
+    assert got[1][1] == 2  # size, then mtime: a rewrite is seen
+
+
+def test_pack_writes_atomically_and_keeps_the_last_archive_on_failure(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch, archive = tmp_path / "s", tmp_path / "out" / "a.tar.gz"
+    archive.parent.mkdir()
+    gs.seed_scratch(tmp_path / "c", scratch)
+    write_json(scratch / "smoke" / "r1.json", {"run": 1})
+    assert gs.pack(scratch, archive) == 1
+    assert members(archive) == {"smoke/r1.json": b'{"run": 1}'}
+    write_json(scratch / "smoke" / "r2.json", {"run": 2})
+
+    def broken(*args: Any, **kw: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tarfile.TarFile, "add", broken)
+    with pytest.raises(OSError):
+        gs.pack(scratch, archive)
+    assert members(archive) == {"smoke/r1.json": b'{"run": 1}'}  # the last good one stands
+
+
+def test_pack_watch_follows_new_runs_until_the_session_is_gone(tmp_path: Path) -> None:
+    import threading
+
+    scratch, archive = tmp_path / "s", tmp_path / "a.tar.gz"
+    gs.seed_scratch(tmp_path / "c", scratch)
+    session_proc = subprocess.Popen(["sleep", "30"])
+    watcher = threading.Thread(target=gs.pack, args=(scratch, archive, session_proc.pid, 0.05))
+    watcher.start()
+    try:
+        write_json(scratch / "smoke" / "r1.json", {"run": 1})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "smoke/r1.json" not in members_or_none(archive):
+            time.sleep(0.05)
+        assert "smoke/r1.json" in members_or_none(archive)
+    finally:
+        session_proc.kill()
+        session_proc.wait()  # reaped: gone for kill -0 too
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()
+
+
+def members_or_none(archive: Path) -> dict[str, bytes]:
+    try:
+        return members(archive)
+    except (OSError, tarfile.TarError, EOFError):
+        return {}
+
+
+def test_the_module_starts_the_packer_without_torch() -> None:
+    code = "import sys, sam_hallucination.runs.gpu_session; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ)).returncode == 0
+
+
+def test_share_runs_copies_a_finished_shared_run_once(tmp_path: Path) -> None:
+    (tmp_path / gs.SHARED_LIST).write_text("a/r.json b/r.json\nb/r.json a/r.json\na/s.json b/s.json\n")
+    write_json(tmp_path / "a" / "r.json", {"r": 1})
+    assert gs.share_runs(tmp_path) == 1  # s.json is not finished: nothing to copy
+    assert (tmp_path / "b" / "r.json").read_text() == '{"r": 1}'
+    assert gs.share_runs(tmp_path) == 0
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_parse_plan() -> None:
+    plan = gs.parse_plan(["calibrate", "smoke", "cifar10-rho:0,2", "bench"])
+    assert plan == [gs.Step("calibrate"), gs.Step("sweep", "smoke"), gs.Step("sweep", "cifar10-rho", (0, 2)),
+                    gs.Step("bench")]
+    assert gs.sweep_names(plan + [gs.Step("sweep", "smoke", (0,))]) == ["smoke", "cifar10-rho"]
+    for steps, why in ((["nope"], "unknown sweep; valid: smoke"), (["smoke:0,x"], "comma-separated integers"),
+                       (["smoke", "calibrate"], "must be the plan's first step")):
+        with pytest.raises(gs.SessionError, match=re.escape(why)):
+            gs.parse_plan(steps)
+
+
+def test_what_the_plan_needs(tmp_path: Path) -> None:
+    smoke, rho, bench = gs.parse_plan(["smoke"]), gs.parse_plan(["cifar10-rho:0"]), gs.parse_plan(["bench"])
+    assert gs.data_file(smoke, "cuda", "--full-runs", tmp_path) is None
+    assert gs.data_file(bench, "cpu", "--full-runs", tmp_path) is None  # the CPU bench trains on no CIFAR
+    with pytest.raises(gs.SessionError, match=r"neither cifar10_jpeg_compact.npz nor cifar10_jpeg.npz.*carry"):
+        gs.data_file(bench, "cuda", "--reps 3 --full-runs", tmp_path)
+    (tmp_path / "cifar10_jpeg.npz").write_bytes(b"")
+    assert gs.data_file(rho, "cpu", "", tmp_path) == tmp_path / "cifar10_jpeg.npz"
+    (tmp_path / "cifar10_jpeg_compact.npz").write_bytes(b"")
+    assert gs.data_file(rho, "cpu", "", tmp_path) == tmp_path / "cifar10_jpeg_compact.npz"  # preferred
+    gs.write_plan(tmp_path, gs.parse_plan(["smoke", "cifar10-rho:0", "cifar10-remedy"]))
+    assert (tmp_path / gs.CIFAR_LIST).read_text() == "cifar10-rho\ncifar10-remedy\n"
+    pairs = [tuple(line.split()) for line in (tmp_path / gs.SHARED_LIST).read_text().splitlines()]
+    assert pairs and all((b, a) in pairs for a, b in pairs)  # both ways
+    assert {a.split("/")[0] for a, _ in pairs} == {"cifar10-rho", "cifar10-remedy"}
+
+
+def test_summary_counts_runs_per_seed(tmp_path: Path) -> None:
+    gs.seed_scratch(tmp_path / "none", tmp_path)
+    (tmp_path / "smoke").mkdir()
+    shutil.copy(REPO / "results" / COMMITTED_RUN, tmp_path / COMMITTED_RUN)
+    [line] = gs.summary(tmp_path, gs.parse_plan(["smoke:0", "bench"]))
+    assert re.fullmatch(r"  smoke +1/10 runs \(seed 0: 1/10\); 1 new; 0 diverged; \d+ s of run time", line)
+    (tmp_path / gs.COMMITTED_LIST).write_text(f"{COMMITTED_RUN}\n")
+    assert "; 0 new;" in gs.summary(tmp_path, gs.parse_plan(["smoke"]))[0]
+
+
+def test_main_says_what_is_wrong_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert gs.main(["plan", str(tmp_path), "smoke", "no-such"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: plan step 'no-such': unknown sweep") and err.count("\n") == 1
+    assert gs.main(["plan", "--device", "cpu", str(tmp_path), "smoke"]) == 0
+    assert capsys.readouterr().out == "\n"  # no data file needed
+    assert jc.calibrate_command("cpu", "1,x", 5, None, "auto", None) == 2
+    assert "--ks '1,x' must be positive integers" in capsys.readouterr().err
+    assert jc.calibrate_command("cpu", "1", 5, None, "0", None) == 2
+
+
+def test_pick_jobs() -> None:
+    assert jc.pick_jobs({1: 100.0, 2: 137.0, 4: 150.0}) == 4
+    assert jc.pick_jobs({1: 100.0, 2: 137.0, 4: 140.0}) == 2  # +2% over K=2: not worth 2 more
+    assert jc.pick_jobs({1: 100.0, 2: 104.0, 4: 90.0}) == 1
+    assert jc.pick_jobs({1: 100.0, 2: 104.0, 4: 120.0}) == 4  # measured against the K chosen
+    assert jc.pick_jobs({2: 50.0}) == 2
+    assert jc.rates_line({1: 100.0, 2: 137.4}) == "K=1: 100 images/s (1.00x); K=2: 137 images/s (1.37x)"
+
+
+def test_calibration_config_is_the_gpu_grids_network() -> None:
+    cfg, size = jc.calibration_config("cuda")
+    assert (cfg.model, cfg.method, cfg.batch_size, cfg.amp, size) == ("airbench", "sam", 512, True, 32)
+    assert cfg in get_sweep("cifar10-rho").runs
+    assert jc.calibration_config("cpu")[0].model == "mlp"
+
+
+def test_calibrate_on_a_cpu_measures_each_k_and_stops_its_workers(capsys: pytest.CaptureFixture) -> None:
+    import multiprocessing
+
+    t0 = time.monotonic()
+    rates = jc.calibrate("cpu", (1, 2), limit_s=30, round_s=0.2)
+    assert sorted(rates) == [1, 2] and all(r > 0 for r in rates.values())
+    assert time.monotonic() - t0 < 30
+    assert "2 of 2 worker(s) ready" in capsys.readouterr().out
+    assert multiprocessing.active_children() == []  # no worker left behind
+
+
+def test_calibrate_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    if torch_sees_cuda():
+        pytest.skip("this machine has CUDA: the failing-CUDA case needs one without")
+    with pytest.raises(jc.CalibrationFailed, match=r"^worker 0: \w+: .*CUDA"):  # the GPU grid's config, no GPU
+        jc.calibrate("cuda", (1,), limit_s=30)
+    assert jc.calibrate_command("cpu", "1,2", 0.05, None, "auto", tmp_path / "jobs") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: CPU smoke failed after") and err.count("\n") == 1
+    assert "0 of 2 worker(s) ready after 0 s (K = 1 needs 1)" in err
+    assert not (tmp_path / "jobs").exists()
