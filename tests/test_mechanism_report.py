@@ -89,3 +89,22 @@ def test_glue_figure_closes_the_figure(monkeypatch):
     mx.glue_figure("fig-test", fig, svg=True)
     assert "fig-test" in glued and not plt.fignum_exists(fig.number)
     assert type(glued["fig-test"]).__name__ == "SVG"
+
+
+def test_the_continuation_table_predicts_a_branch_of_the_asymmetric_function():
+    crit = [(lab, D.refine_critical_point(ASYMMETRIC, c)[0]) for lab, c in ASYMMETRIC.extras["critical_points"]]
+    names = ["min R", "min L", "max", "saddle lo", "saddle up"]
+    br = D.continue_branch(ASYMMETRIC, [0.55, 0.2], 1.5, d_rho=0.05)
+    (p0, p1), ends = mx.predicted_ends(ASYMMETRIC, br, crit, names)
+    lo, hi = br.rho_interval
+    assert ends == ("saddle up", "min R") and abs(lo - p0) < 1e-4 and abs(hi - p1) < 1e-4
+    text = mx.continuation_table({"asym (a)": br, "ring": br}, {"asym (a)": ((p0, p1), ends),
+                                                               "ring": ((1.0, 2.0), ("max", "min"))})
+    lines = text.splitlines()
+    assert lines[0] == mx.convergence.CONTINUATION_HEADER and len(lines) == 3
+    assert lines[1].startswith("asym (a)") and "saddle up, min R" in lines[1] and lines[1].endswith("True")
+    assert lines[2].endswith("False")  # the ring's (1, 2) is not this branch's interval
+    with pytest.raises(ValueError, match="no prediction"):
+        mx.continuation_table({"asym (a)": br}, {})
+    with pytest.raises(ValueError, match="names"):
+        mx.predicted_ends(ASYMMETRIC, br, crit, names[:2])

@@ -97,18 +97,6 @@ MAX_SCREENS = 15  # a page longer than this many 1280 x 800 screens gets a note:
 # piece of the finding's text that names the element, why it is pending). An entry that
 # matches nothing is reported, so it is removed once its fix is in.
 PENDING_LAYOUT: tuple[tuple[str, str, str], ...] = (
-    ("notebooks/ch01_sam.html", "∇fSAM(x)=(I+ρDu(x))⊤∇f(x+),Du(x)",
-     "Chapter 1's SAM-gradient equation, 400 px at 390 px: its own change breaks it"),
-    ("notebooks/ch02_hallucination.html", "x⋆=±(ρ−1),1<ρ<2",
-     "Chapter 2's fixed-point equation: its own change breaks it"),
-    ("notebooks/ch02_hallucination.html", "f(x,y)=(x2−1)2+(x2−0.49)y2",
-     "Chapter 2's asymmetric landscape: its own change breaks it"),
-    ("notebooks/ch03_convergence.html", "T(x)=φ(r)x^,φ(r)=r+4η",
-     "Chapter 3's radial map: its own change breaks it"),
-    ("notebooks/ch03_convergence.html", "DT(x)=I−ηA(x)",
-     "Chapter 3's Jacobian of the SAM map: its own change breaks it"),
-    ("notebooks/ch03b_attraction.html", "detB=∏i=1d−1(1−ρκi)",
-     "Chapter 3b's determinant identity: its own change breaks it"),
     ("notebooks/ch06_remedy.html", "End-of-training probe, rho >= 1 and baselines",
      "Chapter 6's probe table, 363 px at 390 px: its own change narrows it"),
 )

@@ -1,11 +1,12 @@
-"""Reports of the book's first part, *The mechanism* (Chapters 1, 2, 3 and 3b): their figures,
-the ring explorer and the animation, so that the chapters' cells stay short.
+"""Reports of the book's first part, *The mechanism* (Chapters 1, 2, 3, 3a, 3b and 3c): their
+tables and figures, the ring explorer and the animation, so that the chapters' cells stay short.
 
 ``from sam_hallucination.report import mechanism as mx``:
 
-* :mod:`.attraction`: Chapter 3b's cached results (the survey of random quartics, its folds,
-  the ring's tail map), loaded, re-derived and printed; :mod:`.attraction_figures`, its figures;
-* :mod:`.convergence_figures`: the figures of Chapter 3;
+* :mod:`.attraction`: Chapters 3b and 3c's cached results (the survey of random quartics, its
+  folds, the ring's tail map), loaded, re-derived and printed; :mod:`.attraction_figures`, its figures;
+* :mod:`.convergence`: Chapter 3's continuation table; :mod:`.convergence_figures`, the
+  figures of Chapters 3 and 3a;
 * :mod:`.explorer`: the ring explorer, SAM's iterates for a (ρ, η) grid behind two sliders;
 * :mod:`.animation`: a matplotlib figure stepped through frames, as an HTML player with a
   fixed id and an ``alt`` text;
@@ -32,6 +33,7 @@ from .attraction import (
     verify_survey,
 )
 from .attraction_figures import attraction_figure, critical_figure, ring_tails_figure
+from .convergence import continuation_table, predicted_ends
 from .convergence_figures import branches_figure, noise_figure, phase_figure
 from .explorer import (
     ExplorerFrame,
@@ -59,6 +61,7 @@ __all__ = [
     "load_folds", "load_ring_tails", "load_survey", "survey_exceptions_text", "survey_summary",
     "survey_text", "tail_grid", "tail_options", "verify_survey",
     "attraction_figure", "critical_figure", "ring_tails_figure",
+    "continuation_table", "predicted_ends",
     "branches_figure", "noise_figure", "phase_figure",
     "ExplorerFrame", "RingExplorer", "draw_explorer_frame", "explorer_frame", "explorer_starts",
     "explorer_values", "ring_explorer",

@@ -1,5 +1,5 @@
-"""Chapter 3b's results: the cached survey of random quartics, its fold study and the ring's
-tail map, loaded, re-derived (a cache is checked, not trusted) and summarised as text.
+"""Chapters 3b and 3c's results: the cached survey of random quartics, its fold study (3b)
+and the ring's tail map (3c), loaded, re-derived (a cache is checked, not trusted) and summarised as text.
 
 The configurations below are the caches' keys: ``results/attraction/*.json`` holds them, and
 ``runs.cache.load_or_compute`` refuses a file made with another one. ``recompute=True`` (the

@@ -1,5 +1,6 @@
-"""The figures of Chapter 3b: ρκ along the asymmetric function's branches with the survey's
-fractions, the ring's basin and tail map, and the 2-cycle and the critical step size."""
+"""The figures of Chapters 3b and 3c: ρκ along the asymmetric function's branches with the
+survey's fractions (3b), the ring's basin and tail map, and the 2-cycle and the critical step
+size (3c)."""
 
 from __future__ import annotations
 
