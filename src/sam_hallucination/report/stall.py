@@ -92,7 +92,8 @@ def endpoint_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "ratio": s["ratio"]["estimate"], "ratio low": s["ratio"]["low"],
             "ratio high": s["ratio"]["high"], "progress": s["progress"]["estimate"],
             "progress low": s["progress"]["low"], "progress high": s["progress"]["high"],
-            "cosine": s["cosine"]["estimate"],
+            "cosine": s["cosine"]["estimate"], "grad_sq low": s["grad_sq"]["low"],
+            "step_sq": s["step_sq"]["estimate"], "step_sq high": s["step_sq"]["high"],
             "SAM/SGD drop": sam["drop"] / sgd["drop"] if sgd["drop"] > 0 else math.nan,
             "SGD drop / predicted": sgd["drop_over_predicted"],
             "SAM drop / predicted": sam["drop_over_predicted"],
@@ -103,6 +104,17 @@ def endpoint_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
         return pd.DataFrame(columns=["method", "rho", "seed", "ratio", "ratio low", "ratio high",
                                      "progress", "SAM/SGD drop", "class", "run_id"])
     return pd.DataFrame(rows).sort_values(["method", "rho", "seed"]).reset_index(drop=True)
+
+
+def negative_steps(endpoints: pd.DataFrame) -> pd.DataFrame:
+    """SAM end points whose debiased ‖E h‖² has its whole 95% interval below 0.
+
+    A true squared norm is never negative: the U-statistic subtracts the noise that
+    *independent* batches would add, but the test's batches partition the training subset,
+    so their mean carries less noise than that and the statistic is biased low. A wholly
+    negative interval says the batches' SAM steps cancel more than independent ones would."""
+    sam = endpoints[endpoints["method"] == "sam"]
+    return sam[sam["step_sq high"] < 0][["rho", "seed", "step_sq", "step_sq high"]]
 
 
 def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
