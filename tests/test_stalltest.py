@@ -291,3 +291,30 @@ def test_a_nan_statistic_is_stored_as_null_and_read_back_as_nan(tmp_path, monkey
     assert stored["result"]["stats"]["ratio"] == {"estimate": None, "low": None, "high": None}
     back = rs.load_folder(tmp_path / "sw-stall")[c.run_id()]["result"]["stats"]["ratio"]
     assert all(math.isnan(v) for v in back.values())
+
+
+def test_run_controls_finds_the_stall_records(tmp_path, monkeypatch):
+    """Once it read stall records as run records (which need a status): it found none and
+    silently ran no control at all."""
+    import json
+
+    from sam_hallucination.runs import control
+
+    c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32, method="sam",
+                  rho=1.0, seed=3)
+    (tmp_path / "sw-stall").mkdir()
+    rec = study_record(1.0, 3, 0.05, 0.01)
+    (tmp_path / "sw-stall" / f"{c.run_id()}.json").write_text(json.dumps(rec))
+    small = c.replace(rho=0.1)  # below min_rho: no control
+    (tmp_path / "sw-stall" / f"{small.run_id()}.json").write_text(json.dumps(rec))
+    seen = []
+
+    def fake_match(base, target, *a, **k):
+        seen.append((base.run_id(), target))
+        return base.replace(method="sgd", rho=0.0), {}, {"control_run_id": "x", "gap": 0.0}
+    monkeypatch.setattr(control, "matched_control", fake_match)
+    monkeypatch.setattr(control, "stall_test", lambda *a, **k: dict(rec["result"],
+                                                                    sam_over_sgd_drop=0.2))
+    assert control.run_controls("sw", [c, small], None, tmp_path) == [c.run_id()]
+    assert seen == [(c.run_id(), rec["result"]["loss"])]
+    assert (tmp_path / "sw-stall" / f"control_{c.run_id()}.json").is_file()

@@ -21,7 +21,7 @@ from ..data import ImageDataset
 from .config import RunConfig
 from .loop import build_model, prepare_data, train
 from .probe import fixed_batches
-from .stalltest import STALL_SCHEMA, end_rho, objective, stall_test
+from .stalltest import STALL_SCHEMA, end_rho, objective, read_stall, stall_test
 from .store import (
     git_info,
     json_safe,
@@ -142,7 +142,7 @@ def run_controls(sweep: str, configs: list[RunConfig], dataset: ImageDataset,
     done = []
     for c in configs:
         rid, r = c.run_id(), end_rho(c)
-        rec, out = read_result(stall / f"{rid}.json"), stall / f"control_{rid}.json"
+        rec, out = read_stall(stall / f"{rid}.json"), stall / f"control_{rid}.json"
         if r < min_rho or rec is None or out.exists():
             continue
         with run_lock(stall, f"control_{rid}") as mine:

@@ -43,7 +43,7 @@ from .config import RunConfig
 from .loop import build_model, prepare_data
 from .probe import fixed_batches
 from .step import build_optimizer, train_step
-from .store import git_info, json_safe, read_result, run_lock, write_json_atomic
+from .store import git_info, json_safe, parse_record, read_result, run_lock, write_json_atomic
 
 STALL_SCHEMA = 1
 CONT_EPOCHS = 5
@@ -268,6 +268,17 @@ def stall_test(config: RunConfig, state: dict[str, torch.Tensor], dataset: Image
             "sgd_continuation": sgd, "sam_continuation": sam,
             "sam_over_sgd_drop": sam["drop"] / sgd["drop"] if sgd["drop"] > 0 else math.nan,
             "wall_time_s": time.perf_counter() - t0}
+
+
+def read_stall(path: Path) -> dict[str, Any] | None:
+    """A stall-test record (``<sweep>-stall/<run_id>.json``), or None if missing or unreadable.
+
+    Not :func:`read_result`: a stall record has no run ``status``."""
+    try:
+        rec = parse_record(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("stall_schema") == STALL_SCHEMA else None
 
 
 def run_stall_tests(sweep: str, configs: list[RunConfig], results_dir: str | Path = "results",
