@@ -199,6 +199,7 @@ def study_record(rho, seed, sgd_drop, sam_drop, dead=0.0, curv=1.0):
     logits = {"logit_spread": 2.0, "majority_share": 0.1, "dead_fraction": dead}
     res = {"loss": 0.5, "stats": {"ratio": iv(0.5, 0.4, 0.6), "progress": iv(0.6, 0.5, 0.7),
                                   "grad_sq": iv(1.0, 0.5, 1.5), "grad_norm": iv(1.0, 0.7, 1.2),
+                                  "step_sq": iv(0.25, 0.1, 0.4),
                                   "cosine": iv(0.9, 0.8, 1.0)},
            "sgd_continuation": cont(sgd_drop), "sam_continuation": cont(sam_drop),
            "mechanism": {"at_w": logits, "at_w_plus": dict(logits, logit_spread=0.5),
@@ -318,3 +319,22 @@ def test_run_controls_finds_the_stall_records(tmp_path, monkeypatch):
     assert control.run_controls("sw", [c, small], None, tmp_path) == [c.run_id()]
     assert seen == [(c.run_id(), rec["result"]["loss"])]
     assert (tmp_path / "sw-stall" / f"control_{c.run_id()}.json").is_file()
+
+
+def test_the_readings_follow_the_tables():
+    from sam_hallucination.report import stall as rs
+
+    stall = {f"r{r}_s{s}": study_record(r, s, 0.05, 0.05 * f, curv=-0.5 if r == 2 else 1.0)
+             for r, f in ((0.1, 0.9), (2.0, 0.05)) for s in range(3)}
+    ends = rs.endpoint_table(stall)
+    text = rs.stall_reading(ends)
+    assert "descends from there at 0.90 of SGD's rate" in text
+    assert "descends at 0.05 at ρ = 2 of SGD's rate" in text
+    assert "At ρ = 2, 3 of 3 seeds descend at less than 10%" in text and "0 meet every" in text
+    m = rs.mechanism_text(rs.mechanism_table(stall))
+    assert "between -0.5 and 1" in m and "within 75%" in m
+    ctl = {rid: control_record(rid, 0.5, 0.01, 0.01) for rid in stall if rid.startswith("r2.0")}
+    t = rs.control_table(stall, ctl)
+    c = rs.control_text(t, rs.control_verdicts(t))
+    assert c.startswith("3 of 3 controls end within") and ": escape." in c
+    assert rs.control_text(t.iloc[0:0], rs.control_verdicts(t.iloc[0:0])).startswith("No annealed")

@@ -231,3 +231,61 @@ def mechanism_table(stall: dict[str, dict[str, Any]]) -> pd.DataFrame:
     agg = {c: "mean" for c in t.columns if c not in ("method", "rho", "n")}
     return t.groupby(["method", "rho"]).agg({**agg, "n": "sum"}).reset_index()
 
+
+
+def mechanism_text(mech: pd.DataFrame) -> str:
+    """What the mechanism table shows, in numbers: dead channels, the logits, the curvature."""
+    sam = mech[mech["method"] == "sam"].set_index("rho")
+    if sam.empty:
+        return "No SAM end point has been tested yet."
+    lo, hi = sam.index.min(), sam.index.max()
+    change = (sam["logit spread at w+"] / sam["logit spread at w"] - 1).abs().max()
+    return (f"The largest share of dead channels at $w^+$ is {sam['dead at w+'].max():.3f}. The "
+            f"logit spread at $w^+$ is within {100 * change:.0f}% of its value at $w$ at every "
+            f"radius, while the spread at $w$ itself falls from {sam.loc[lo, 'logit spread at w']:.2f} "
+            f"(ρ = {lo:g}) to {sam.loc[hi, 'logit spread at w']:.2f} (ρ = {hi:g}). The curvature of "
+            f"$f$ at $w^+$ along the ascent lies between {sam['curvature at w+'].min():.3g} and "
+            f"{sam['curvature at w+'].max():.3g}.")
+
+
+def stall_reading(ends: pd.DataFrame) -> str:
+    """The endpoint table in sentences: where SAM ends, how it descends, which stall
+    conditions its seeds meet (numbers only; the verdict is :func:`radius_verdicts`')."""
+    sam = ends[ends["method"] == "sam"]
+    if sam.empty:
+        return "No SAM end point has been tested yet."
+    small, large = sam[sam["rho"] <= 0.2], sam[sam["rho"] >= 1]
+    out = []
+    if len(small):
+        out.append(f"At ρ ≤ 0.2 SAM ends at a training loss of at most {small['loss'].max():.3f} "
+                   f"and descends from there at {small['SAM/SGD drop'].min():.2f} of SGD's rate "
+                   f"or more.")
+    if len(large):
+        res = int((large["grad_sq low"] > 0).sum())
+        rates = ", ".join(f"{g['SAM/SGD drop'].mean():.2f} at ρ = {r:g}"
+                          for r, g in large.groupby("rho"))
+        out.append(f"At ρ ≥ 1 it ends at a loss of {large['loss'].min():.2f}–"
+                   f"{large['loss'].max():.2f}, where the gradient is resolved at {res} of "
+                   f"{len(large)} end points, and descends at {rates} of SGD's rate.")
+    conds = pd.DataFrame({"rho": sam["rho"], "grad": sam["grad_sq low"] > 0,
+                          "step": sam["ratio high"] < 0.25, "drop": sam["SAM/SGD drop"] < 0.10})
+    for r, g in conds.groupby("rho"):
+        n_all = int((g["grad"] & g["step"] & g["drop"]).sum())
+        if g["drop"].any() or n_all:
+            out.append(f"At ρ = {r:g}, {int(g['drop'].sum())} of {len(g)} seeds descend at less "
+                       f"than 10% of SGD's rate, {int(g['step'].sum())} have the ratio's upper "
+                       f"bound below 0.25, and {n_all} meet every stall condition.")
+    return " ".join(out)
+
+
+def control_text(table: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    """The control tables in sentences: how well matched, and what each radius shows."""
+    if table.empty:
+        return "No annealed control has run yet."
+    out = [f"{int(table['matched'].sum())} of {len(table)} controls end within ±0.03 of SAM's "
+           f"loss (largest gap {table['gap'].abs().max():.3f})."]
+    for _, v in verdicts.iterrows():
+        out.append(f"At ρ = {v['rho']:g}, SGD's 5-epoch drop from SAM's end point minus its drop "
+                   f"from the control is {v['excess drop']:+.4f} [{v['95% low']:+.4f}, "
+                   f"{v['95% high']:+.4f}] over {v['seeds']} seeds: {v['verdict']}.")
+    return " ".join(out)

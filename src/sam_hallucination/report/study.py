@@ -94,9 +94,12 @@ def interval_points(ax: Any, x: np.ndarray, lo: np.ndarray, mid: np.ndarray, hi:
 
 
 def log_x(ax: Any, x: Any) -> None:
-    # a log axis needs positive data: an empty panel (nothing tested yet) stays linear
-    if len(x):
+    """A log ρ axis ticked at the radii themselves; an empty panel stays linear."""
+    radii = sorted({float(v) for v in x if float(v) > 0})
+    if radii:
         ax.set_xscale("log")
+        ax.set_xticks(radii, [f"{r:g}" for r in radii])
+        ax.minorticks_off()
 
 
 def plot_accuracy_effects(ax: Any, effects: pd.DataFrame, color: str = "#D55E00") -> None:
