@@ -189,8 +189,8 @@ def findings_text(table: pd.DataFrame) -> str:
             out.append(f"Stall test, every seed agreeing: **{cls}** at {radii(m)}.")
     m = table["stall verdict"] == "undecided"
     if m.any():
-        out.append(f"Stall test undecided at {radii(m)} (the seeds disagree, or the "
-                   f"intervals straddle the rule's thresholds).")
+        out.append(f"Stall test undecided at {radii(m)}: at none of these radii does one "
+                   f"class of the rule hold at every seed.")
     for cls, say in (("escape", "SGD finds more descent from SAM's end point than from the "
                                 "loss-matched SGD control (95% interval above 0) at"),
                      ("no escape", "SGD finds less descent from SAM's end point than from the "
