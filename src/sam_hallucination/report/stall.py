@@ -18,6 +18,7 @@ from ..runs.stalltest import STALL_SCHEMA
 from ..runs.store import parse_record
 from ..stats import paired_interval
 from .study import interval_points, log_x
+from .tables import Table, format_table
 
 RULE = {
     "stall": "the gradient is resolved (95% lower bound of ‖E g‖ above 0), the step/gradient "
@@ -289,3 +290,44 @@ def control_text(table: pd.DataFrame, verdicts: pd.DataFrame) -> str:
                    f"from the control is {v['excess drop']:+.4f} [{v['95% low']:+.4f}, "
                    f"{v['95% high']:+.4f}] over {v['seeds']} seeds: {v['verdict']}.")
     return " ".join(out)
+
+
+# ------------------------------------------------------------------ the chapter's tables
+# Narrow enough for a phone column (358 px): SGD is a row label, an interval is one cell.
+
+def _arm(row: dict[str, Any]) -> str:
+    return "SGD" if row.get("method") == "sgd" else f"{row['rho']:g}"
+
+
+def endpoint_view(ends: pd.DataFrame) -> Table:
+    rows = [dict(r, arm=_arm(r)) for r in ends.to_dict("records")]
+    return format_table(rows, [
+        ("arm", "ρ", "s"), ("seed", "seed", "d"), ("loss", "loss", ".3f"),
+        ("ratio", "ratio", ".2f"), ("ratio low", "low", ".2f"), ("ratio high", "high", ".2f"),
+        ("progress", "progress", ".2f"), ("SAM/SGD drop", "drop ratio", ".2f"),
+        ("class", "class", "s")])
+
+
+def control_view(table: pd.DataFrame) -> Table:
+    return format_table(table.to_dict("records"), [
+        ("rho", "ρ", "g"), ("seed", "seed", "d"), ("gap", "loss gap", "+.3f"),
+        ("control epochs", "epochs", "d"), ("SGD drop from SAM", "SGD drop from SAM", ".3f"),
+        ("SGD drop from control", "from control", ".3f"), ("control class", "control class", "s")])
+
+
+def control_verdict_view(verdicts: pd.DataFrame) -> Table:
+    rows = [dict(r, iv=(f"{r['excess drop']:+.3f} [{r['95% low']:+.3f}, {r['95% high']:+.3f}]"
+                        if not math.isnan(r["95% low"]) else "—"))
+            for r in verdicts.to_dict("records")]
+    return format_table(rows, [
+        ("rho", "ρ", "g"), ("matched", "matched seeds", "d"), ("iv", "excess drop [95%]", "s"),
+        ("verdict", "verdict", "s")])
+
+
+def mechanism_view(mech: pd.DataFrame) -> Table:
+    rows = [dict(r, arm=_arm(r)) for r in mech.to_dict("records")]
+    return format_table(rows, [
+        ("arm", "ρ", "s"), ("logit spread at w", "logit spread w", ".2f"),
+        ("logit spread at w+", "w⁺", ".2f"), ("top-class share at w+", "top class w⁺", ".2f"),
+        ("dead at w+", "dead w⁺", ".2f"), ("f(w+) - f(w)", "f(w⁺) − f(w)", ".3f"),
+        ("curvature at w+", "curvature w⁺", ".3f")])

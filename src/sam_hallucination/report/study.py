@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..stats import paired_interval
 from .cifar import provenance
+from .tables import Table, format_table
 
 
 def cell_key(cfg: dict[str, Any]) -> tuple:
@@ -154,7 +155,7 @@ def findings(effects: pd.DataFrame, verdicts: pd.DataFrame,
                "control": "—"}
         if not math.isnan(e.get("vs SGD (points)", math.nan)):
             row["SAM - SGD test acc (points) [95%]"] = _iv(e["vs SGD (points)"], e["95% low"],
-                                                           e["95% high"])
+                                                           e["95% high"], 1)
             row["accuracy"] = e["verdict"] if e["seeds"] >= min_seeds else "undecided"
         if rho in ver.index:
             v = ver.loc[rho]
@@ -199,3 +200,41 @@ def findings_text(table: pd.DataFrame) -> str:
         if m.any():
             out.append(f"{say} {radii(m)}.")
     return " ".join(out)
+
+
+# ------------------------------------------------------------------ the chapter's tables
+# Narrow enough for a phone column (358 px): an interval is one cell, SGD is a row label.
+
+def _arm(row: dict[str, Any]) -> str:
+    return "SGD" if row.get("method") == "sgd" else f"{row['rho']:g}"
+
+
+def _cell_iv(row: dict[str, Any], est: str, lo: str = "95% low", hi: str = "95% high",
+             digits: int = 1) -> str:
+    if any(not isinstance(row.get(k), float) or math.isnan(row[k]) for k in (est, lo, hi)):
+        return "—"
+    return _iv(row[est], row[lo], row[hi], digits)
+
+
+def calibration_view(cal: pd.DataFrame) -> Table:
+    rows = [dict(r, iv=_cell_iv(r, "mean", digits=2)) for r in cal.to_dict("records")]
+    return format_table(rows, [
+        ("training images", "images", "d"), ("epochs", "epochs", "d"),
+        ("SGD test acc (%)", "SGD acc (%)", ".2f"),
+        ("SAM 0.1 minus SGD (points)", "SAM − SGD per seed", "s"), ("iv", "mean [95%]", "s")])
+
+
+def effects_view(effects: pd.DataFrame) -> Table:
+    rows = [dict(r, arm=_arm(r), iv=_cell_iv(r, "vs SGD (points)", digits=2))
+            for r in effects.to_dict("records")]
+    return format_table(rows, [
+        ("arm", "ρ", "s"), ("seeds", "seeds", "d"), ("test acc (%)", "test acc (%)", ".2f"),
+        ("iv", "SAM − SGD [95%]", "s"), ("verdict", "verdict", "s")])
+
+
+def findings_view(answer: pd.DataFrame) -> Table:
+    """The answer table; the accuracy intervals it rests on are :func:`effects_view`'s."""
+    return format_table(answer.to_dict("records"), [
+        ("rho", "ρ", "g"), ("accuracy", "accuracy vs SGD", "s"),
+        ("stall verdict", "stall test", "s"), ("SAM/SGD drop [95%]", "drop ratio [95%]", "s"),
+        ("control", "control", "s")])
