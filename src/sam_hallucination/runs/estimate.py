@@ -43,8 +43,12 @@ GUESS_EPOCH_S = {
 CPU_CALIBRATION: dict[tuple[str, int | None, int], dict[str, float]] = {
     ("airbench", 12, 128): {"sgd": 3.70, "sam": 6.78, "eval": 1.62, "probe_sgd": 8.64,
                             "probe_sam": 21.31},
+    # the CPU study's width 16, from its fastest whole SGD and SAM runs (159 s, 303 s; one
+    # thread, two runs side by side): no probe measured, so a probed run has no estimate
+    ("airbench", 16, 128): {"sgd": 7.36, "sam": 14.6, "eval": 2.96},
 }
-CPU_CALIBRATION_SOURCE = "results/benchmarks/cpu_tier.txt"
+CPU_CALIBRATION_SOURCE = ("results/benchmarks/cpu_tier.txt (width 12) and "
+                          "results/benchmarks/cpu_study_calibration.txt (width 16)")
 
 
 def cpu_calibration(config: RunConfig) -> dict[str, float] | None:
