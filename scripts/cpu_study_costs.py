@@ -19,6 +19,17 @@ SWEEPS = ("cifar10-cpu-calib", "cifar10-cpu-study", "cifar10-cpu-study-noise", "
           "cifar10-cpu-switch", "cifar10-cpu-rule", "cifar10-cpu-study-control")
 
 
+READING = """== reading (written by hand, 2026-12-02)
+No calibration candidate showed a SAM win with a 95% interval above 0 within the budget: at
+5k x 40 epochs the paired difference over seeds 100-102 is +1.64 points [-2.07, +5.34] (t,
+df 2). That candidate is the closest to a win (largest mean) and is the study's recipe; the
+other two were pruned after one seed (+0.71 and +1.69). The study's grid uses fresh seeds
+(10-12). A -stall folder's records are stall tests (s/run: the test's own wall time); its
+"control" rows are the annealed controls' stall tests, whose SGD candidate runs are in
+cifar10-cpu-study-control. Idle-machine costs of this recipe: the fastest whole runs took
+159 s (SGD) and 303 s (SAM) with one thread (runs.estimate.CPU_CALIBRATION)."""
+
+
 def records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
@@ -46,12 +57,13 @@ def main() -> None:
                 continue
             walls = [r.get("wall_time_s") or r.get("result", {}).get("wall_time_s", 0.0)
                      for r in recs]
-            by = pd.Series(walls, index=[r["config"]["method"] for r in recs]).groupby(level=0)
+            kinds = ["control" if "control" in r else r["config"]["method"] for r in recs]
+            by = pd.Series(walls, index=kinds).groupby(level=0)
             total += sum(walls)
             rows.append({"folder": sub, "records": len(recs), "total s": sum(walls),
                          **{f"{m} s/run": v for m, v in by.mean().items()}})
     lines += [pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.0f}"), "",
-              f"total: {total:.0f} s = {total / 3600:.2f} process-hours"]
+              f"total: {total:.0f} s = {total / 3600:.2f} process-hours", "", READING]
     out = root / "benchmarks" / "cpu_study_calibration.txt"
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
