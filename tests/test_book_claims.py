@@ -53,9 +53,12 @@ def study():
     rs = an.load_set("cifar10-cpu-study", RESULTS, fallback=None)
     assert len(rs.records) == 21, "CPU study results missing"
     assert all(not r["provenance"]["git"]["dirty"] for r in rs.records)  # clean commits only
-    ends = st.endpoint_table(st.load_folder(RESULTS / "cifar10-cpu-study-stall"))
-    assert len(ends) == 21
-    return sy.accuracy_effects(rs.records).set_index("rho"), st.radius_verdicts(ends), rs
+    stall = st.load_folder(RESULTS / "cifar10-cpu-study-stall")
+    controls = st.load_folder(RESULTS / "cifar10-cpu-study-stall", prefix="control_")
+    ends = st.endpoint_table(stall)
+    assert len(ends) == 21 and len(controls) == 9
+    return (sy.accuracy_effects(rs.records).set_index("rho"), st.radius_verdicts(ends), rs,
+            stall, controls)
 
 
 def _iv1(row, est="vs SGD (points)", lo="95% low", hi="95% high") -> str:
@@ -64,7 +67,9 @@ def _iv1(row, est="vs SGD (points)", lo="95% low", hi="95% high") -> str:
 
 def test_landing_and_closing_quote_the_cpu_study(study):
     """Chapter 5's numbers on the landing, closing and claims pages are the results'."""
-    eff, verdicts, rs = study
+    from sam_hallucination.report import stall as st
+
+    eff, verdicts, rs, stall, controls = study
     intro, closing, claims = (_flat(f"book/{p}.md") for p in ("intro", "closing", "claims"))
     assert f"against SGD's {eff.loc[0.0, 'test acc (%)']:.1f}%" in intro
     half = _iv1(eff.loc[0.5]).replace(" [", " points, 95% interval [")
@@ -86,7 +91,13 @@ def test_landing_and_closing_quote_the_cpu_study(study):
     assert f"descending at {rates} of SGD's rate" in claims
     assert set(v["verdict"]) == {"undecided"}  # "undecided at every radius"
     assert "undecided at every radius" in intro and "undecided at every radius" in closing
-    assert "CONTROL_SENTENCE" not in intro  # the placeholder is filled from the controls
+    ctl = st.control_verdicts(st.control_table(stall, controls)).set_index("rho")
+    assert ctl.loc[[1.0, 2.0], "verdict"].eq("no escape").all() and ctl["matched"].eq(3).all()
+    by = {r: f"{-ctl.loc[r, 'excess drop']:.3f} [{-ctl.loc[r, '95% high']:.3f}, "
+             f"{-ctl.loc[r, '95% low']:.3f}]" for r in (1.0, 2.0)}
+    assert (f"by {by[1.0]} ($\\rho = 1$) and {by[2.0]} ($\\rho = 2$) in 5 epochs: no escape"
+            in intro)
+    assert "no escape" in closing and "no escape found" in claims
     small = v.loc[[0.05, 0.1, 0.2], "SAM/SGD drop"]
     assert f"at {small.min():.2f}–{small.max():.2f} of SGD's rate" in claims
     assert f"at {v.loc[0.05, 'SAM/SGD drop']:.2f} of SGD's rate at $\\rho = 0.05$" in claims
