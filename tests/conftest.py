@@ -4,7 +4,9 @@ reasons), and under ``CI=true`` it stops the whole run with that line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 import pytest
 
@@ -25,3 +27,18 @@ def require_dataset(name: str) -> ImageDataset:
 def fashion_mnist() -> ImageDataset:
     """Fashion-MNIST, found (Debian's folder, the data folder, the cache) or fetched."""
     return require_dataset("fashion-mnist")
+
+
+def kill_started_by(marker: str) -> None:
+    """SIGKILL the processes whose command line names ``marker`` (a Ray temp dir a test made),
+    and their descendants (workers and agents, renamed ``ray::…``), by PID."""
+    import psutil
+
+    ours: set[int] = set()
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if any(marker in part for part in (p.info["cmdline"] or [])):
+            with contextlib.suppress(psutil.Error):
+                ours |= {p.pid} | {c.pid for c in p.children(recursive=True)}
+    for pid in ours:
+        with contextlib.suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)

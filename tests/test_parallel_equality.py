@@ -19,13 +19,11 @@ records at 1 and 2 threads on a 2-core Xeon, but a 64-unit MLP on batches of 64 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import kill_started_by
 
 from sam_hallucination.data import get_spec, locate_idx, resolve_cache_dir
 from sam_hallucination.runs.sweeps import get_sweep
@@ -148,20 +147,6 @@ def no_ray(why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and the Ray case cannot run: {why}")
     pytest.skip(why)
-
-
-def kill_started_by(marker: str) -> None:
-    """SIGKILL what is left of a Ray instance whose temp dir is ``marker``, by PID."""
-    import psutil
-
-    ours: set[int] = set()
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        if any(marker in part for part in (p.info["cmdline"] or [])):
-            with contextlib.suppress(psutil.Error):
-                ours |= {p.pid} | {c.pid for c in p.children(recursive=True)}
-    for pid in ours:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_ray_equals_serial(serial: dict[str, dict[str, Any]], tmp_path: Path) -> None:

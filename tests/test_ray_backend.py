@@ -30,6 +30,8 @@ except ImportError as e:
     pytest.skip(f"Ray is optional and not installed ({e}): pip install -e '.[distributed]'",
                 allow_module_level=True)
 
+from conftest import kill_started_by  # noqa: E402
+
 from sam_hallucination.runs.cli import main  # noqa: E402
 from sam_hallucination.runs.ray_backend import FAILURES_LOG  # noqa: E402
 from sam_hallucination.runs.sweeps import Sweep, get_sweep, load_results, run_sweep  # noqa: E402
@@ -53,19 +55,6 @@ def same(a: Any, b: Any) -> bool:
 
 def short_tmp() -> str:
     return tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
-
-
-def kill_started_by(marker: str) -> None:
-    """SIGKILL the processes whose command line names ``marker`` (a Ray temp dir we made), and
-    their descendants (workers and agents, renamed ``ray::…``), by PID."""
-    ours: set[int] = set()
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        if any(marker in part for part in (p.info["cmdline"] or [])):
-            with contextlib.suppress(psutil.Error):
-                ours |= {p.pid} | {c.pid for c in p.children(recursive=True)}
-    for pid in ours:
-        with contextlib.suppress(OSError):  # gone already
-            os.kill(pid, signal.SIGKILL)
 
 
 def files(folder: Path) -> list[str]:
