@@ -14,7 +14,7 @@ sweep() { $PY -m sam_hallucination.runs "$1" --device cpu --data "$DATA" --threa
 ends() { $PY -m sam_hallucination.runs.endpoints "$1" --data "$DATA" --threads 1 "${@:2}"; }
 sweep cifar10-cpu-calib
 sweep cifar10-cpu-study --save-models
-ends cifar10-cpu-study --controls
+ends cifar10-cpu-study --upgrade --controls
 sweep cifar10-cpu-dose
 sweep cifar10-cpu-study-noise --save-models
 ends cifar10-cpu-study-noise

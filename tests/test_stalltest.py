@@ -206,12 +206,12 @@ def study_record(rho, seed, sgd_drop, sam_drop, dead=0.0, curv=1.0):
                          "segment": {"t": seg_t, "objective": [0.5 + 0.1 * t for t in seg_t],
                                      "curvature_at_w_plus": curv}}}
     cfg = {"method": "sam" if rho else "sgd", "rho": rho, "seed": seed}
-    return {"stall_schema": 1, "run_id": f"r{rho}_s{seed}", "config": cfg, "result": res}
+    return {"stall_schema": 2, "run_id": f"r{rho}_s{seed}", "config": cfg, "result": res}
 
 
 def control_record(rid, target, gap, sgd_drop):
     base = study_record(1.0, 0, sgd_drop, 0.1 * sgd_drop)
-    return {"stall_schema": 1, "run_id": rid, "result": base["result"],
+    return {"stall_schema": 2, "run_id": rid, "result": base["result"],
             "control": {"target_loss": target, "control_loss": target + gap, "gap": gap,
                         "within_tolerance": abs(gap) <= 0.03, "control_epochs": 4,
                         "control_lr": 0.2}}
@@ -338,3 +338,81 @@ def test_the_readings_follow_the_tables():
     c = rs.control_text(t, rs.control_verdicts(t))
     assert c.startswith("3 of 3 controls end within") and ": escape." in c
     assert rs.control_text(t.iloc[0:0], rs.control_verdicts(t.iloc[0:0])).startswith("No annealed")
+
+
+def _linear(ds, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+
+
+def test_partitions_estimate_the_step_without_the_one_partition_bias():
+    """Without BatchNorm, a partition's mean gradient *is* the full gradient, so over
+    independent partitions ‖E g‖² comes out exact; the U-statistic over one partition's
+    batches (schema 1) subtracts noise that is not there and comes out low."""
+    from sam_hallucination.runs.probe import fixed_batches
+    from sam_hallucination.runs.stalltest import batch_vectors, partition_estimate
+
+    ds, dev = toy(), torch.device("cpu")
+    model = _linear(ds)
+    before = [p.detach().clone() for p in model.parameters()]
+    (x, y), = fixed_batches(ds, 1, 128, dev, seed=0)
+    full = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y),
+                               list(model.parameters()))
+    exact = float(sum((g.double() ** 2).sum() for g in full))
+    est = partition_estimate(model, ds, 32, 0.1, 0.0, k=5, device=dev)
+    assert est["partitions"] == 5 and est["batches_per_partition"] == 4
+    assert est["stats"]["grad_sq"]["estimate"] == pytest.approx(exact, rel=1e-6)
+    v = batch_vectors(model, fixed_batches(ds, 4, 32, dev, seed=0), 0.1, 0.0)
+    one = gram_statistics(v["gg"], v["hh"], v["gh"])
+    assert one["grad_sq"].estimate < 0.95 * exact  # the flaw the partitions remove
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_upgrade_gives_what_a_fresh_test_gives(tmp_path):
+    """A schema-1 record upgraded at the same weights carries the same step estimate as a
+    schema-2 test run now, keeps the measured continuations, and recomputes predictions."""
+    import copy
+    import json
+
+    from sam_hallucination.runs import endpoints
+
+    ds = toy()
+    c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32, augment=False,
+                  method="sam", rho=0.1)
+    state = {k: v.clone() for k, v in
+             train(c, ds, device="cpu", progress=False)["model"].state_dict().items()}
+    fresh = stall_test(c, state, ds, epochs=1)
+    old = copy.deepcopy(fresh)  # the same test as schema 1 wrote it
+    old["stats"] = old.pop("batch_stats")
+    del old["estimator"]
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw-stall").mkdir()
+    torch.save(state, tmp_path / "sw" / f"{c.run_id()}.pt")
+    path = tmp_path / "sw-stall" / f"{c.run_id()}.json"
+    path.write_text(json.dumps({"stall_schema": 1, "run_id": c.run_id(), "config": c.__dict__,
+                                "result": old}))
+    assert endpoints.upgrade_records("sw", ds, tmp_path, log=lambda s: None) == [path.name]
+    new = json.loads(path.read_text())
+    assert new["stall_schema"] == 2 and new["result"]["estimator"]["upgraded_from_schema"] == 1
+    r = new["result"]
+    assert r["stats"] == fresh["stats"] and r["batch_stats"] == fresh["batch_stats"]
+    for k in ("sgd_continuation", "sam_continuation"):
+        assert r[k]["drop"] == fresh[k]["drop"]
+        assert r[k]["predicted_drop"] == pytest.approx(fresh[k]["predicted_drop"], rel=1e-12)
+    assert endpoints.upgrade_records("sw", ds, tmp_path) == []  # done once
+
+
+def test_a_control_that_does_not_replay_is_not_upgraded(tmp_path):
+    import json
+
+    from sam_hallucination.runs import endpoints
+
+    ds = toy()
+    c = RunConfig(dataset="cifar10-jpeg", model_width=4, epochs=1, batch_size=32, augment=False)
+    (tmp_path / "sw-stall").mkdir()
+    rec = {"stall_schema": 1, "run_id": "x", "control_config": c.__dict__,
+           "control": {"control_loss": 123.0}, "result": {}}
+    (tmp_path / "sw-stall" / "control_x.json").write_text(json.dumps(rec))
+    with pytest.raises(RuntimeError, match="not reproducible here"):
+        endpoints.upgrade_records("sw", ds, tmp_path)
+    assert json.loads((tmp_path / "sw-stall" / "control_x.json").read_text()) == rec

@@ -75,7 +75,8 @@ def load_folder(folder: Path, prefix: str = "") -> dict[str, dict[str, Any]]:
         rec["result"] = _nan(rec.get("result"))
         if rec.get("stall_schema") != STALL_SCHEMA:
             raise ValueError(f"{p}: stall_schema {rec.get('stall_schema')!r}, not "
-                             f"{STALL_SCHEMA}: re-run python -m sam_hallucination.runs.endpoints")
+                             f"{STALL_SCHEMA}: run python -m sam_hallucination.runs.endpoints "
+                             f"{rec.get('sweep', 'SWEEP')} --upgrade")
         out[rec["run_id"]] = rec
     return out
 

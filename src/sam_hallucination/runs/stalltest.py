@@ -45,7 +45,9 @@ from .probe import fixed_batches
 from .step import build_optimizer, train_step
 from .store import git_info, json_safe, parse_record, read_result, run_lock, write_json_atomic
 
-STALL_SCHEMA = 1
+STALL_SCHEMA = 2  # 2: the step estimate over independent partitions (1: over one partition)
+PARTITIONS = 10
+PARTITION_SEED = 50_021
 CONT_EPOCHS = 5
 CONT_LR = 0.01
 SEED_OFFSET = 20_011  # the continuation's batch order (the same for every run of a seed)
@@ -98,6 +100,42 @@ def _logit_stats(logits: list[torch.Tensor]) -> dict[str, float]:
     return {"logit_spread": float(z.std(0).mean()), "majority_share": float(counts.max() / len(z))}
 
 
+def _grad_pair(model: nn.Module, params: list[torch.Tensor], saved: list[torch.Tensor],
+               x: torch.Tensor, y: torch.Tensor, rho: float, adaptive: bool,
+               act_w: _Activity | None = None, act_p: _Activity | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, float, float, torch.Tensor, torch.Tensor]:
+    """On one batch: ``∇f_B(w)``, ``∇f_B(w + ρu_B)`` (flat, float64), both losses and
+    both outputs; the weights are back at ``saved`` afterwards."""
+    if act_w is not None and act_p is not None:
+        act_w.on, act_p.on = True, False
+    with torch.enable_grad():
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        g = list(torch.autograd.grad(loss, params))
+    with torch.no_grad():
+        torch._foreach_add_(params, perturbation(params, g, rho, adaptive=adaptive))
+    if act_w is not None and act_p is not None:
+        act_w.on, act_p.on = False, True
+    try:
+        with torch.enable_grad():
+            out_p = model(x)
+            loss_p = F.cross_entropy(out_p, y)
+            h = list(torch.autograd.grad(loss_p, params))
+    finally:
+        with torch.no_grad():
+            foreach_copy(params, saved)
+    return (_flat(g), _flat(h), float(loss.detach()), float(loss_p.detach()), out.detach(),
+            out_p.detach())
+
+
+def _restore(model: nn.Module, params: list[torch.Tensor], saved: list[torch.Tensor],
+             buffers: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        foreach_copy(params, saved)
+        for b, s in zip(model.buffers(), buffers, strict=True):
+            b.copy_(s)
+
+
 def batch_vectors(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], rho: float,
                   weight_decay: float, adaptive: bool = False) -> dict[str, Any]:
     """Per-batch g_i, h_i (as Gram matrices), losses and the activity at w and w + ρu_i.
@@ -114,33 +152,16 @@ def batch_vectors(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tens
     try:
         with frozen_bn_stats(model):
             for x, y in batches:
-                act_w.on, act_p.on = True, False
-                with torch.enable_grad():
-                    out = model(x)
-                    loss = F.cross_entropy(out, y)
-                    g = list(torch.autograd.grad(loss, params))
-                with torch.no_grad():
-                    torch._foreach_add_(params, perturbation(params, g, rho, adaptive=adaptive))
-                act_w.on, act_p.on = False, True
-                try:
-                    with torch.enable_grad():
-                        out_p = model(x)
-                        loss_p = F.cross_entropy(out_p, y)
-                        h = list(torch.autograd.grad(loss_p, params))
-                finally:
-                    with torch.no_grad():
-                        foreach_copy(params, saved)
-                gs.append(_flat(g) + weight_decay * w)
-                hs.append(_flat(h) + weight_decay * w)
-                lw.append(float(loss.detach()))
-                lp.append(float(loss_p.detach()))
-                zw.append(out.detach())
-                zp.append(out_p.detach())
+                g, h, loss, loss_p, out, out_p = _grad_pair(model, params, saved, x, y, rho,
+                                                            adaptive, act_w, act_p)
+                gs.append(g + weight_decay * w)
+                hs.append(h + weight_decay * w)
+                lw.append(loss)
+                lp.append(loss_p)
+                zw.append(out)
+                zp.append(out_p)
     finally:
-        with torch.no_grad():
-            foreach_copy(params, saved)
-            for b, s in zip(model.buffers(), buffers, strict=True):
-                b.copy_(s)
+        _restore(model, params, saved, buffers)
         act_w.close()
         act_p.close()
     G, H = torch.stack(gs), torch.stack(hs)
@@ -150,6 +171,46 @@ def batch_vectors(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tens
             "mean_loss_grad": loss_grad, "weight_norm": float(w.norm()),
             "at_w": {**_logit_stats(zw), "dead_fraction": act_w.dead_fraction()},
             "at_w_plus": {**_logit_stats(zp), "dead_fraction": act_p.dead_fraction()}}
+
+
+def partition_estimate(model: nn.Module, ds: ImageDataset, batch_size: int, rho: float,
+                       weight_decay: float, adaptive: bool = False, k: int = PARTITIONS,
+                       seed: int = PARTITION_SEED, device: torch.device | None = None
+                       ) -> dict[str, Any]:
+    """‖E g‖, ‖E h‖ and the rest from ``k`` independent partitions of the training subset.
+
+    Partition ``j`` cuts a fresh random permutation (seed ``seed + j``) into whole batches;
+    its mean of ``g_i`` (and of ``h_i``) estimates E g (E h) over a random batch without
+    bias, and the ``k`` means are independent, so the U-statistics over them, and the
+    bootstrap over partitions, are unbiased. (The batches of *one* partition share no image:
+    their gradients are negatively correlated and the U-statistic over them is biased low,
+    the flaw of schema 1.) The model is left bit-identical.
+    """
+    dev = device or torch.device("cpu")
+    params = _params(model)
+    saved = [p.detach().clone() for p in params]
+    buffers = [b.detach().clone() for b in model.buffers()]
+    w = _flat(saved)
+    G, H, n = [], [], 0
+    model.train()
+    try:
+        with frozen_bn_stats(model):
+            for j in range(k):
+                batches = fixed_batches(ds, len(ds.y_train), batch_size, dev, seed=seed + j)
+                sg = sh = 0.0
+                for x, y in batches:
+                    g, h, *_ = _grad_pair(model, params, saved, x, y, rho, adaptive)
+                    sg, sh = sg + g, sh + h
+                n = len(batches)
+                G.append(sg / n + weight_decay * w)
+                H.append(sh / n + weight_decay * w)
+    finally:
+        _restore(model, params, saved, buffers)
+    Gm, Hm = torch.stack(G), torch.stack(H)
+    st = gram_statistics((Gm @ Gm.T).numpy(), (Hm @ Hm.T).numpy(), (Gm @ Hm.T).numpy(),
+                         seed=seed)
+    return {"stats": {key: iv.as_dict() for key, iv in st.items()}, "partitions": k,
+            "batches_per_partition": n, "seed": seed}
 
 
 @torch.no_grad()
@@ -251,23 +312,60 @@ def stall_test(config: RunConfig, state: dict[str, torch.Tensor], dataset: Image
     batches = fixed_batches(ds, len(ds.y_train), config.batch_size, dev, seed=config.subset_seed)
     probe_rho = r if r > 0 else 0.05  # SGD end points: SAM's step at the study's smallest ρ
     v = batch_vectors(model, batches, probe_rho, config.weight_decay, config.adaptive)
-    st = gram_statistics(v["gg"], v["hh"], v["gh"], seed=config.seed)
-    ugg = st["grad_norm"].estimate ** 2
-    sgd = continuation(model, config, ds, batches, 0.0, epochs, lr, dev, ugg)
+    one = gram_statistics(v["gg"], v["hh"], v["gh"], seed=config.seed)
+    est = partition_estimate(model, ds, config.batch_size, probe_rho, config.weight_decay,
+                             config.adaptive, device=dev)
+    st = est["stats"]
+    sgd = continuation(model, config, ds, batches, 0.0, epochs, lr, dev,
+                       st["grad_sq"]["estimate"])
     sam = continuation(model, config, ds, batches, probe_rho, epochs, lr, dev,
-                       st["projection"].estimate * st["grad_norm"].estimate)
+                       st["inner"]["estimate"])
     return {"probe_rho": probe_rho, "n_batches": len(batches),
             "n_images": len(batches) * config.batch_size,
             "loss": v["loss"], "loss_perturbed": v["loss_perturbed"],
             "objective": sgd["objective"][0], "weight_norm": v["weight_norm"],
             "rho_over_weight_norm": probe_rho / v["weight_norm"],
-            "stats": {k: iv.as_dict() for k, iv in st.items()},
+            "stats": st, "estimator": {k: est[k] for k in ("partitions",
+                                                           "batches_per_partition", "seed")},
+            "batch_stats": {k: iv.as_dict() for k, iv in one.items()},
             "mechanism": {"at_w": v["at_w"], "at_w_plus": v["at_w_plus"],
                           "segment": segment_profile(model, batches, v["mean_loss_grad"],
                                                      probe_rho, config.weight_decay)},
             "sgd_continuation": sgd, "sam_continuation": sam,
             "sam_over_sgd_drop": sam["drop"] / sgd["drop"] if sgd["drop"] > 0 else math.nan,
             "wall_time_s": time.perf_counter() - t0}
+
+
+def upgrade(rec: dict[str, Any], config: RunConfig, state: dict[str, torch.Tensor],
+            dataset: ImageDataset, device: str = "cpu") -> dict[str, Any]:
+    """A schema-1 stall record brought to schema 2 at the same weights: the step estimate
+    over independent partitions replaces the one-partition one (kept as ``batch_stats``),
+    and the continuations' first-order predictions are recomputed from it. The
+    continuations, the mechanism and the losses are the measured ones, unchanged."""
+    if rec.get("stall_schema") != 1:
+        raise ValueError(f"upgrade: stall_schema {rec.get('stall_schema')!r}, not 1")
+    t0 = time.perf_counter()
+    ds = prepare_data(config, dataset)
+    torch.manual_seed(0)
+    model = build_model(config, ds).to(torch.device(device), memory_format=torch.channels_last)
+    model.load_state_dict(state)
+    res = dict(rec["result"])
+    est = partition_estimate(model, ds, config.batch_size, res["probe_rho"],
+                             config.weight_decay, config.adaptive, device=torch.device(device))
+    st = est["stats"]
+    for key, rate in (("sgd_continuation", st["grad_sq"]["estimate"]),
+                      ("sam_continuation", st["inner"]["estimate"])):
+        c = dict(res[key])
+        c["predicted_drop_one_partition"] = c["predicted_drop"]
+        c["predicted_drop"] = c["lr"] / (1 - config.momentum) * c["steps"] * rate
+        c["drop_over_predicted"] = (c["drop"] / c["predicted_drop"] if c["predicted_drop"] > 0
+                                    else math.nan)
+        res[key] = c
+    res["batch_stats"], res["stats"] = res["stats"], st
+    res["estimator"] = {k: est[k] for k in ("partitions", "batches_per_partition", "seed")}
+    res["estimator"].update(upgraded_from_schema=1, wall_time_s=time.perf_counter() - t0,
+                            provenance={**git_info(), "torch": torch.__version__})
+    return {**rec, "stall_schema": STALL_SCHEMA, "result": res}
 
 
 def read_stall(path: Path) -> dict[str, Any] | None:
