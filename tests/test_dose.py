@@ -46,3 +46,54 @@ def test_two_seeds_never_decide_and_the_rule_meets_the_best_fixed_q():
     assert r.loc["constant SAM", "verdict"] == "beats"
     curve = dose.switch_curve(recs, 1.0)
     assert list(curve["switch_frac"]) == [0.0, 0.1, 0.3]
+
+
+def test_the_views_and_sentences_carry_the_intervals():
+    seeds = (10, 11, 12)
+    recs = [rec("sam", 1.0, s, 50 + s - 10) for s in seeds]
+    recs += [rec("sam", 0.7, s, 60 + 0.5 * (s - 10)) for s in seeds]
+    recs += [rec("switch", 1.0, s, 64 + (0.3, -0.2, 0.1)[s - 10] + 0.5 * (s - 10), q=0.3)
+             for s in seeds]
+    e = dose.dose_effects(recs)
+    text = dose.dose_text(e)
+    assert text.startswith("SGD then SAM 30% minus constant SAM at its mean radius: +4.1 [")
+    assert "(beats, 3 seeds)" in text
+    view = dose.dose_view(e)
+    assert "SAM 0.7" in view and "+4.1 [" in view
+    assert dose.dose_text(e.iloc[0:0]).startswith("No remedy run")
+    c = dose.constant_curve(recs)
+    assert list(c["rho"]) == [0.7, 1.0] and c.loc[0, "low"] < c.loc[0, "mean"] < c.loc[0, "high"]
+    assert "30%" in dose.switch_view(dose.switch_curve(recs, 1.0))
+
+
+def test_plot_dose_puts_each_remedy_at_its_dose():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [rec("sam", r, s, 60 - 5 * r + s) for r in (0.7, 1.0) for s in (0, 1)]
+    recs += [rec("switch", 1.0, s, 70 + s, q=0.3) for s in (0, 1)]
+    fig, ax = plt.subplots()
+    dose.plot_dose(ax, recs)
+    xs = [float(line.get_xdata()[0]) for line in ax.lines if line.get_marker() == "s"]
+    assert xs == [pytest.approx(0.7)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "constant SAM (95% band)", "SGD then SAM 30%"]
+    plt.close(fig)
+
+
+def test_findings_answer_in_order_and_say_what_is_not_measured():
+    seeds = (10, 11, 12)
+    recs = [rec("sam", 1.0, s, 50 + s - 10) for s in seeds]
+    recs += [rec("sam", 0.7, s, 60 + 0.5 * (s - 10)) for s in seeds]
+    recs += [rec("switch", 1.0, s, 64 + (0.3, -0.2, 0.1)[s - 10] + 0.5 * (s - 10), q=0.3)
+             for s in seeds]
+    e = dose.dose_effects(recs)
+    empty = dose.rule_effects([])
+    f = dose.findings(e, dose.switch_curve(recs, 1.0), empty, e.iloc[0:0])
+    assert list(f["question"])[0] == "Does SGD then SAM 30% beat its dose?"
+    assert f.loc[0, "answer"] == "beats at ρ = 1" and f.loc[0, "evidence"].startswith("ρ 1: +4.1 [")
+    assert f.loc[1, "answer"] == "not yet measured"  # no decay runs
+    assert f.loc[2, "answer"] == "not yet measured (2 of 2 fractions have 3 seeds)"
+    assert (f.loc[3:, "answer"] == "not yet measured").all()

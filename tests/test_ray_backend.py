@@ -215,3 +215,4 @@ def test_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["smoke", "--address", "auto"])  # only with --backend ray
     assert "only apply with --backend ray" in capsys.readouterr().err
+

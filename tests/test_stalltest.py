@@ -416,3 +416,23 @@ def test_a_control_that_does_not_replay_is_not_upgraded(tmp_path):
     with pytest.raises(RuntimeError, match="not reproducible here"):
         endpoints.upgrade_records("sw", ds, tmp_path)
     assert json.loads((tmp_path / "sw-stall" / "control_x.json").read_text()) == rec
+
+
+def test_the_estimator_change_counts_negative_squared_norms():
+    import copy
+
+    from sam_hallucination.report import stall as rs
+
+    stall = {f"r1_s{s}": study_record(1.0, s, 0.05, 0.01) for s in range(3)}
+    for i, rec in enumerate(stall.values()):
+        old = copy.deepcopy(rec["result"]["stats"])
+        old["step_sq"] = {"estimate": -0.2, "low": -0.3, "high": -0.1 if i < 2 else 0.1}
+        old["ratio"] = {"estimate": 0.0, "low": 0.0, "high": 0.0}
+        rec["result"]["batch_stats"] = old
+    stall["sgd"] = study_record(0.0, 0, 0.05, 0.05)  # SGD end points are not counted
+    ch = rs.estimator_change(stall)
+    assert list(ch["rho"]) == [1.0] and int(ch["n"].iloc[0]) == 3
+    assert int(ch["old negative"].iloc[0]) == 2 and int(ch["new negative"].iloc[0]) == 0
+    assert rs.estimator_text(ch).startswith("Over one partition, 2 of 3 SAM end points")
+    assert "from 0.00 to 0.200" in rs.estimator_text(ch)
+    assert "ten partitions" in rs.estimator_view(ch)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..stats import paired_interval, sign_test
-from .study import by_cell
+from .study import by_cell, interval_points, log_x
+from .tables import Table, format_table
 
 DOSE_ROUND = 6  # mean radii are compared after rounding (0.7 * 0.5 = 0.35 exactly, say)
 
@@ -125,3 +126,155 @@ def design_sign_test(effects: pd.DataFrame) -> tuple[int, int, float]:
     """Sign test over every seed-paired difference in ``effects`` (its "per seed" column)."""
     diffs = [float(x) for cell in effects["per seed"] for x in cell.split(", ") if x]
     return sign_test(diffs)
+
+
+# ------------------------------------------------------------------ the chapter's views
+METHOD_NAMES = {"switch": "SGD then SAM", "rho-decay": "ρ decayed to 0",
+                "switch-signal": "switch rule"}
+
+
+def _name(row: dict[str, Any]) -> str:
+    base = METHOD_NAMES.get(row["method"], row["method"])
+    q = row.get("switch_frac", 0.0)
+    return f"{base} {100 * q:.0f}%" if row["method"] == "switch" else base
+
+
+def _iv(row: dict[str, Any], digits: int = 1) -> str:
+    if math.isnan(row["difference"]):
+        return "—"
+    f = f"{{:+.{digits}f}}".format
+    return f"{f(row['difference'])} [{f(row['95% low'])}, {f(row['95% high'])}]"
+
+
+def dose_view(effects: pd.DataFrame) -> Table:
+    """Each remedy against constant SAM at its dose and at full ρ: one interval per cell."""
+    rows = [dict(r, name=_name(r), iv=_iv(r), vs=f"SAM {r['constant ρ']:g}")
+            for r in effects.to_dict("records")]
+    return format_table(rows, [
+        ("rho", "ρ", "g"), ("name", "remedy", "s"), ("vs", "against", "s"),
+        ("seeds", "seeds", "d"), ("iv", "difference [95%]", "s"), ("verdict", "verdict", "s")])
+
+
+def dose_text(effects: pd.DataFrame) -> str:
+    """The dose table in sentences: each remedy against its dose, with its interval."""
+    if effects.empty:
+        return "No remedy run has its dose-matched constant SAM yet."
+    out = []
+    for (method, q), g in effects[effects["against"] == "its dose"].groupby(
+            ["method", "switch_frac"]):
+        name = _name({"method": method, "switch_frac": q})
+        parts = [f"{r['difference']:+.1f} [{r['95% low']:+.1f}, {r['95% high']:+.1f}] points "
+                 f"at ρ = {r['rho']:g} ({r['verdict']}, {r['seeds']} seeds)"
+                 for r in g.to_dict("records") if not math.isnan(r["difference"])]
+        if parts:
+            out.append(f"{name} minus constant SAM at its mean radius: " + "; ".join(parts) + ".")
+    return " ".join(out) or "No remedy has two seeds against its dose yet."
+
+
+def constant_curve(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Constant SAM's test accuracy against ρ: mean and 95% t interval over seeds."""
+    rows = []
+    for (method, rho, _q, adaptive, noise), seeds in by_cell(records).items():
+        if method != "sam" or adaptive or noise:
+            continue
+        v = np.array(list(_acc(seeds).values()))
+        if len(v) >= 2:
+            iv = paired_interval(v, np.zeros_like(v))
+            rows.append({"rho": rho, "seeds": len(v), "mean": iv.estimate, "low": iv.low,
+                         "high": iv.high})
+    return pd.DataFrame(rows, columns=["rho", "seeds", "mean", "low", "high"]).sort_values(
+        "rho", ignore_index=True)
+
+
+def plot_dose(ax: Any, records: list[dict[str, Any]]) -> None:
+    """Test accuracy against the dose (mean radius): constant SAM as a line with 95%
+    intervals, each remedy at its own dose. A remedy above the line beats its dose."""
+    const = constant_curve(records)
+    ax.fill_between(const["rho"], const["low"], const["high"], color="0.85", lw=0)
+    ax.plot(const["rho"], const["mean"], color="0.35", lw=1.2, marker="o", ms=3,
+            label="constant SAM (95% band)")
+    styles = {"switch": ("#0072B2", "s"), "rho-decay": ("#D55E00", "^"),
+              "switch-signal": ("#009E73", "D")}
+    for (method, rho, q, adaptive, noise), seeds in sorted(by_cell(records).items()):
+        if method not in styles or adaptive or noise:
+            continue
+        v = np.array(list(_acc(seeds).values()))
+        if len(v) < 2:
+            continue
+        iv = paired_interval(v, np.zeros_like(v))
+        color, marker = styles[method]
+        seen = {t.get_text() for t in ax.get_legend().get_texts()} if ax.get_legend() else set()
+        label = _name({"method": method, "switch_frac": q}) if method != "switch" else (
+            f"SGD then SAM {100 * q:.0f}%")
+        interval_points(ax, np.array([mean_radius(method, rho, q)]), np.array([iv.low]),
+                        np.array([iv.estimate]), np.array([iv.high]), color,
+                        label if label not in seen else "_", marker)
+        ax.annotate(f"ρ={rho:g}", (mean_radius(method, rho, q), iv.estimate),
+                    textcoords="offset points", xytext=(6, -3), fontsize=8, color=color)
+        ax.legend()
+    log_x(ax, const["rho"])
+    ax.set_xlabel("mean radius over training (the dose)")
+    ax.set_ylabel("test accuracy (%)")
+
+
+def switch_view(curve: pd.DataFrame) -> Table:
+    rows = [dict(r, q=f"{100 * r['switch_frac']:.0f}%",
+                 iv=(f"{r['test acc (%)']:.1f} ± {r['95% half-width']:.1f}"
+                     if not math.isnan(r["95% half-width"]) else f"{r['test acc (%)']:.1f}"))
+            for r in curve.to_dict("records")]
+    return format_table(rows, [("q", "SGD share q", "s"), ("seeds", "seeds", "d"),
+                               ("iv", "test acc (%) ± 95%", "s")])
+
+
+def rule_view(rule: pd.DataFrame) -> Table:
+    rows = [dict(r, iv=_iv(r)) for r in rule.to_dict("records")]
+    return format_table(rows, [("rho", "ρ", "g"), ("against", "rule against", "s"),
+                               ("seeds", "seeds", "d"), ("iv", "difference [95%]", "s"),
+                               ("verdict", "verdict", "s")])
+
+
+def _by_rho(rows: pd.DataFrame) -> tuple[str, str]:
+    """("beats at ρ = 1, 2; undecided at ρ = 0.5", "ρ 0.5: +0.6 [-1.2, +2.4]; ...")."""
+    if rows.empty or rows["difference"].isna().all():
+        return "not yet measured", "—"
+    words: dict[str, list[str]] = {}
+    for r in rows.to_dict("records"):
+        words.setdefault(r["verdict"], []).append(f"{r['rho']:g}")
+    answer = "; ".join(f"{v} at ρ = {', '.join(rs)}" for v, rs in words.items())
+    evidence = "; ".join(f"ρ {r['rho']:g}: {_iv(r)}" for r in rows.to_dict("records"))
+    return answer, evidence
+
+
+def findings(effects: pd.DataFrame, curve: pd.DataFrame, rule: pd.DataFrame,
+             small: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame:
+    """The chapter's answer, one row per question, in the issue's order; every answer is a
+    verdict word of :func:`paired_row` (or "not yet measured") and names its intervals."""
+    dose_rows = effects[effects["against"] == "its dose"]
+    rows = []
+    for method, q in (("switch", 0.3), ("rho-decay", 0.0)):
+        name = _name({"method": method, "switch_frac": q})
+        a, ev = _by_rho(dose_rows[(dose_rows["method"] == method)
+                                  & (dose_rows["switch_frac"] == q)])
+        rows.append({"question": f"Does {name} beat its dose?", "answer": a, "evidence": ev})
+    fracs = curve[curve["seeds"] >= min_seeds]
+    if len(fracs) >= 3:
+        best = fracs.loc[fracs["test acc (%)"].idxmax()]
+        a = f"best q = {100 * best['switch_frac']:.0f}% (by mean, of {len(fracs)} fractions)"
+        ev = f"{best['test acc (%)']:.1f} ± {best['95% half-width']:.1f}% test accuracy"
+    else:
+        a, ev = (f"not yet measured ({len(fracs)} of {len(curve)} fractions have "
+                  f"{min_seeds} seeds)", "—")
+    rows.append({"question": "When should SAM be switched on (ρ = 1)?", "answer": a,
+                 "evidence": ev})
+    a, ev = _by_rho(rule[rule["against"] == "constant SAM"] if not rule.empty else rule)
+    rows.append({"question": "Does the switch rule beat constant SAM?", "answer": a,
+                 "evidence": ev})
+    a, ev = _by_rho(small)
+    rows.append({"question": "At small ρ, does a 30% warm start beat constant SAM?",
+                 "answer": a, "evidence": ev})
+    return pd.DataFrame(rows, columns=["question", "answer", "evidence"])
+
+
+def findings_view(table: pd.DataFrame) -> Table:
+    return format_table(table.to_dict("records"), [
+        ("question", "question", "s"), ("answer", "answer", "s"), ("evidence", "[95%]", "s")])

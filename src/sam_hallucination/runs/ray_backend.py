@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..data import ImageDataset, load_dataset
 from .config import RunConfig
+from .execute import depends_on
 
 FAILURES_LOG = "_failures.log"
 MAX_RETRIES = 3  # Ray retries of a task whose worker died (not of a run that raised)
@@ -48,10 +49,33 @@ def import_ray() -> Any:
     return ray
 
 
+def submit_in_order(submit: Callable[[RunConfig, Any], Any], todo: list[RunConfig]
+                    ) -> dict[Any, RunConfig]:
+    """Submit every run of ``todo``; return ref -> config.
+
+    A probed SAM run reads the snapshot ladder its seed's SGD run leaves on disk
+    (:func:`.execute.depends_on`), so it gets that SGD task's ref as an argument (``after``):
+    Ray then starts it only once the SGD run has finished. SGD runs go first whatever the
+    order of ``todo``. (The snapshots are on the SGD run's machine: on a cluster without a
+    shared cache folder the control still reads ``missing``.)"""
+    ids = {c.run_id() for c in todo}
+    first = sorted(todo, key=lambda c: depends_on(c, ids) is not None)  # stable
+    refs: dict[str, Any] = {}
+    pending: dict[Any, RunConfig] = {}
+    for c in first:
+        d = depends_on(c, ids)
+        ref = submit(c, refs.get(d) if d is not None else None)
+        refs[c.run_id()] = ref
+        pending[ref] = c
+    return pending
+
+
 def _task(execute: Callable[..., Any], config: RunConfig, sweep_name: str, device: str,
-          data_root: str | None, dataset: ImageDataset | None, threads: int, keep_model: bool
-          ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    """Runs in a Ray worker: load the data once per process, then the one-run function."""
+          data_root: str | None, dataset: ImageDataset | None, threads: int, keep_model: bool,
+          after: Any = None) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Runs in a Ray worker: load the data once per process, then the one-run function.
+
+    ``after``: the result of the task this one waited for (unused; see submit_in_order)."""
     import ray
 
     torch.set_num_threads(threads)  # CPU results depend on the thread count; recorded
@@ -145,8 +169,10 @@ def run_on_ray(sweep_name: str, todo: list[RunConfig], finished: list[dict[str, 
                                          name="sam_run")
         refs = {ds: ray.put(d) for ds, d in datasets.items()} if todo else {}  # shared, not reloaded
         root = None if data_root is None else str(data_root)
-        pending = {task.remote(execute, c, sweep_name, device, root, refs.get(c.dataset),
-                               max(1, int(cpus_per_run)), save_models): c for c in todo}
+        pending = submit_in_order(
+            lambda c, after: task.remote(execute, c, sweep_name, device, root,
+                                         refs.get(c.dataset), max(1, int(cpus_per_run)),
+                                         save_models, after), todo)
         if todo:
             have = ray.cluster_resources()
             print(f"[{sweep_name}] submitted {len(todo)} runs to Ray ({cpus_per_run:g} CPU, "
