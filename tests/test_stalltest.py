@@ -436,3 +436,38 @@ def test_the_estimator_change_counts_negative_squared_norms():
     assert rs.estimator_text(ch).startswith("Over one partition, 2 of 3 SAM end points")
     assert "from 0.00 to 0.200" in rs.estimator_text(ch)
     assert "ten partitions" in rs.estimator_view(ch)
+
+
+def test_the_extra_arms_pair_with_their_own_sgd():
+    from sam_hallucination.report import study as sy
+
+    def r(method, rho, seed, acc, noise=0.0, adaptive=False):
+        return {"config": {"method": method, "rho": rho, "seed": seed, "switch_frac": 0.0,
+                           "label_noise": noise, "adaptive": adaptive},
+                "status": "ok", "final": {"test_acc": acc / 100}}
+    seeds = (10, 11, 12)
+    study = [r("sgd", 0.0, s, 60 + s - 10) for s in seeds]
+    noise = [r("sgd", 0.0, s, 40 + s - 10, 0.2) for s in seeds]
+    noise += [r("sam", 0.05, s, 45 + s - 10 + (0.1, -0.1, 0.0)[s - 10], 0.2) for s in seeds]
+    asam = [r("sam", 0.8, s, 50 + (0.0, 2.0, -1.0)[s - 10], adaptive=True) for s in seeds]
+    e = sy.arm_effects(study, noise, asam)
+    n = e[(e["arm"] == "20% label noise") & (e["method"] == "sam")].iloc[0]
+    assert n["vs SGD (points)"] == pytest.approx(5.0) and n["verdict"] == "helps"
+    a = e[e["arm"] == "ASAM"].iloc[0]  # against the clean SGD, 61% on average
+    assert a["vs SGD (points)"] == pytest.approx(50 + 1 / 3 - 61) and a["verdict"] == "hurts"
+    text = sy.arms_text(e)
+    assert "SAM under 20% label noise at ρ = 0.05 minus its SGD: +5.0 [" in text
+    assert "ASAM at ρ = 0.8" in text and "(hurts, 3 seeds)" in text
+    assert sy.arms_text(sy.arm_effects(study, [], [])) == "Neither arm has run yet."
+    assert "label noise" in sy.arms_view(e)
+
+
+def test_arm_verdicts_per_arm():
+    from sam_hallucination.report import stall as rs
+
+    noise = {f"n{s}": study_record(1.0, s, 0.05, 0.001) for s in range(3)}
+    t = rs.arm_verdicts({"20% label noise": noise, "ASAM": {}})
+    assert list(t["arm"]) == ["20% label noise"] and list(t["rho"]) == [1.0]
+    assert t.loc[0, "SAM/SGD drop"] == pytest.approx(0.02)
+    assert "0.02 [" in rs.arm_verdict_view(t)
+    assert rs.arm_verdicts({}).empty

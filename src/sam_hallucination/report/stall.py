@@ -167,6 +167,15 @@ def radius_verdicts(endpoints: pd.DataFrame, min_seeds: int = 3) -> pd.DataFrame
                                        "drop 95% low", "drop 95% high"])
 
 
+def arm_verdicts(arms: dict[str, dict[str, dict[str, Any]]]) -> pd.DataFrame:
+    """:func:`radius_verdicts` for each extra arm (name -> its stall records)."""
+    parts = [radius_verdicts(endpoint_table(stall)).assign(arm=name)
+             for name, stall in arms.items() if stall]
+    cols = ["arm", "rho", "seeds", "verdict", "classes", "SAM/SGD drop", "drop 95% low",
+            "drop 95% high"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
 def plot_drop_ratio(ax: Any, endpoints: pd.DataFrame, color: str = "#D55E00") -> None:
     """SAM/SGD continuation-drop ratio against rho: each seed, and the mean with its interval."""
     sam = endpoints[endpoints["method"] == "sam"]
@@ -359,6 +368,14 @@ def estimator_view(change: pd.DataFrame) -> Table:
         ("rho", "ρ", "g"), ("old ratio", "ratio, one partition", ".2f"),
         ("old negative", "wholly < 0", "d"), ("new ratio", "ten partitions", ".2f"),
         ("new negative", "wholly < 0", "d")])
+
+
+def arm_verdict_view(t: pd.DataFrame) -> Table:
+    rows = [dict(r, iv=(f"{r['SAM/SGD drop']:.2f} [{r['drop 95% low']:.2f}, "
+                        f"{r['drop 95% high']:.2f}]" if not math.isnan(r["drop 95% low"])
+                        else "—")) for r in t.to_dict("records")]
+    return format_table(rows, [("arm", "arm", "s"), ("rho", "ρ", "g"), ("seeds", "seeds", "d"),
+                               ("iv", "drop ratio [95%]", "s"), ("verdict", "verdict", "s")])
 
 
 def mechanism_view(mech: pd.DataFrame) -> Table:

@@ -58,6 +58,37 @@ def accuracy_effects(records: Iterable[dict[str, Any]], baseline: tuple | None =
                                        "vs SGD (points)", "95% low", "95% high", "verdict"])
 
 
+def arm_effects(study: Iterable[dict[str, Any]], noise: Iterable[dict[str, Any]],
+                asam: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """The study's two extra arms against their SGD, paired over seeds: SAM under 20% flipped
+    labels against SGD under the same noise, and ASAM against the clean SGD."""
+    study, noise, asam = list(study), list(noise), list(asam)
+    rows = []
+    if noise:
+        e = accuracy_effects(noise, baseline=("sgd", 0.0, 0.0, False, 0.2))
+        rows += [dict(r, arm="20% label noise") for r in e.to_dict("records")]
+    if asam:
+        sgd = [r for r in study if r["config"]["method"] == "sgd"]
+        e = accuracy_effects(sgd + asam)
+        rows += [dict(r, arm="ASAM") for r in e.to_dict("records") if r["method"] != "sgd"]
+    cols = ["arm", "method", "rho", "seeds", "test acc (%)", "vs SGD (points)", "95% low",
+            "95% high", "verdict"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def arms_text(effects: pd.DataFrame) -> str:
+    """The arms' table in sentences; each effect with its interval and verdict."""
+    out = []
+    for r in effects.to_dict("records"):
+        if r["method"] == "sgd" or math.isnan(r.get("vs SGD (points)", math.nan)):
+            continue
+        name = "ASAM" if r["arm"] == "ASAM" else "SAM under 20% label noise"
+        out.append(f"{name} at ρ = {r['rho']:g} minus its SGD: "
+                   f"{_iv(r['vs SGD (points)'], r['95% low'], r['95% high'], 1)} points "
+                   f"({r['verdict']}, {r['seeds']} seeds).")
+    return " ".join(out) or "Neither arm has run yet."
+
+
 def calibration_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Per recipe candidate: SAM (rho 0.1) minus SGD test accuracy, paired over seeds."""
     groups: dict[tuple, dict[str, dict[int, dict[str, Any]]]] = defaultdict(
@@ -230,6 +261,17 @@ def effects_view(effects: pd.DataFrame) -> Table:
     return format_table(rows, [
         ("arm", "ρ", "s"), ("seeds", "seeds", "d"), ("test acc (%)", "test acc (%)", ".2f"),
         ("iv", "SAM − SGD [95%]", "s"), ("verdict", "verdict", "s")])
+
+
+def arms_view(effects: pd.DataFrame) -> Table:
+    rows = [dict(r, name=("SGD" if r["method"] == "sgd" else f"{r['rho']:g}"),
+                 iv=_cell_iv(r, "vs SGD (points)", digits=1),
+                 verdict=r["verdict"] if isinstance(r["verdict"], str) else "—")
+            for r in effects.to_dict("records")]
+    return format_table(rows, [
+        ("arm", "arm", "s"), ("name", "ρ", "s"), ("seeds", "seeds", "d"),
+        ("test acc (%)", "acc (%)", ".1f"), ("iv", "− SGD [95%]", "s"),
+        ("verdict", "verdict", "s")])
 
 
 def findings_view(answer: pd.DataFrame) -> Table:
