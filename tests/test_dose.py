@@ -95,5 +95,7 @@ def test_findings_answer_in_order_and_say_what_is_not_measured():
     assert list(f["question"])[0] == "Does SGD then SAM 30% beat its dose?"
     assert f.loc[0, "answer"] == "beats at ρ = 1" and f.loc[0, "evidence"].startswith("ρ 1: +4.1 [")
     assert f.loc[1, "answer"] == "not yet measured"  # no decay runs
-    assert f.loc[2, "answer"] == "not yet measured (2 of 2 fractions have 3 seeds)"
+    assert f.loc[2, "answer"] == "not yet measured (2 of 7 q)"
+    assert "warm start 30% vs its dose" in dose.findings_view(f)
+    assert dose.findings_text(f).startswith("* **Does SGD then SAM 30% beat its dose?** Beats at")
     assert (f.loc[3:, "answer"] == "not yet measured").all()

@@ -97,8 +97,6 @@ MAX_SCREENS = 15  # a page longer than this many 1280 x 800 screens gets a note:
 # piece of the finding's text that names the element, why it is pending). An entry that
 # matches nothing is reported, so it is removed once its fix is in.
 PENDING_LAYOUT: tuple[tuple[str, str, str], ...] = (
-    ("notebooks/ch06_remedy.html", "End-of-training probe, rho >= 1 and baselines",
-     "Chapter 6's probe table, 363 px at 390 px: its own change narrows it"),
 )
 
 # Sphinx pages that are not content, and folders that hold no pages.

@@ -148,11 +148,14 @@ def _iv(row: dict[str, Any], digits: int = 1) -> str:
 
 def dose_view(effects: pd.DataFrame) -> Table:
     """Each remedy against constant SAM at its dose and at full ρ: one interval per cell."""
-    rows = [dict(r, name=_name(r), iv=_iv(r), vs=f"SAM {r['constant ρ']:g}")
+    short = {"switch": "warm start", "rho-decay": "ρ decay", "switch-signal": "rule"}
+    rows = [dict(r, name=short.get(r["method"], r["method"]) + (
+                 f" {100 * r['switch_frac']:.0f}%" if r["method"] == "switch" else ""),
+                 iv=_iv(r), vs=f"SAM {r['constant ρ']:g}")
             for r in effects.to_dict("records")]
     return format_table(rows, [
         ("rho", "ρ", "g"), ("name", "remedy", "s"), ("vs", "against", "s"),
-        ("seeds", "seeds", "d"), ("iv", "difference [95%]", "s"), ("verdict", "verdict", "s")])
+        ("iv", "difference [95%]", "s"), ("verdict", "verdict", "s")])
 
 
 def dose_text(effects: pd.DataFrame) -> str:
@@ -259,11 +262,10 @@ def findings(effects: pd.DataFrame, curve: pd.DataFrame, rule: pd.DataFrame,
     fracs = curve[curve["seeds"] >= min_seeds]
     if len(fracs) >= 3:
         best = fracs.loc[fracs["test acc (%)"].idxmax()]
-        a = f"best q = {100 * best['switch_frac']:.0f}% (by mean, of {len(fracs)} fractions)"
+        a = f"best q = {100 * best['switch_frac']:.0f}% (by mean, of {len(fracs)})"
         ev = f"{best['test acc (%)']:.1f} ± {best['95% half-width']:.1f}% test accuracy"
     else:
-        a, ev = (f"not yet measured ({len(fracs)} of {len(curve)} fractions have "
-                  f"{min_seeds} seeds)", "—")
+        a, ev = (f"not yet measured ({len(fracs)} of 7 q)", "—")
     rows.append({"question": "When should SAM be switched on (ρ = 1)?", "answer": a,
                  "evidence": ev})
     a, ev = _by_rho(rule[rule["against"] == "constant SAM"] if not rule.empty else rule)
@@ -275,6 +277,19 @@ def findings(effects: pd.DataFrame, curve: pd.DataFrame, rule: pd.DataFrame,
     return pd.DataFrame(rows, columns=["question", "answer", "evidence"])
 
 
+SHORT_QUESTIONS = ("warm start 30% vs its dose", "ρ decay vs its dose", "when to switch",
+                   "switch rule vs SAM", "small ρ, warm start")
+
+
 def findings_view(table: pd.DataFrame) -> Table:
-    return format_table(table.to_dict("records"), [
-        ("question", "question", "s"), ("answer", "answer", "s"), ("evidence", "[95%]", "s")])
+    """The answer table, narrow enough for a phone; :func:`findings_text` gives the
+    intervals."""
+    rows = [dict(r, q=q) for q, r in zip(SHORT_QUESTIONS, table.to_dict("records"), strict=True)]
+    return format_table(rows, [("q", "question", "s"), ("answer", "answer", "s")])
+
+
+def findings_text(table: pd.DataFrame) -> str:
+    """Each answer of :func:`findings` with its intervals, as a Markdown list."""
+    return "\n".join(f"* **{r['question']}** {r['answer'][0].upper()}{r['answer'][1:]}"
+                     + (f" ({r['evidence']})." if r["evidence"] != "—" else ".")
+                     for r in table.to_dict("records"))
