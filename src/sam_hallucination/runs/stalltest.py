@@ -336,38 +336,6 @@ def stall_test(config: RunConfig, state: dict[str, torch.Tensor], dataset: Image
             "wall_time_s": time.perf_counter() - t0}
 
 
-def upgrade(rec: dict[str, Any], config: RunConfig, state: dict[str, torch.Tensor],
-            dataset: ImageDataset, device: str = "cpu") -> dict[str, Any]:
-    """A schema-1 stall record brought to schema 2 at the same weights: the step estimate
-    over independent partitions replaces the one-partition one (kept as ``batch_stats``),
-    and the continuations' first-order predictions are recomputed from it. The
-    continuations, the mechanism and the losses are the measured ones, unchanged."""
-    if rec.get("stall_schema") != 1:
-        raise ValueError(f"upgrade: stall_schema {rec.get('stall_schema')!r}, not 1")
-    t0 = time.perf_counter()
-    ds = prepare_data(config, dataset)
-    torch.manual_seed(0)
-    model = build_model(config, ds).to(torch.device(device), memory_format=torch.channels_last)
-    model.load_state_dict(state)
-    res = dict(rec["result"])
-    est = partition_estimate(model, ds, config.batch_size, res["probe_rho"],
-                             config.weight_decay, config.adaptive, device=torch.device(device))
-    st = est["stats"]
-    for key, rate in (("sgd_continuation", st["grad_sq"]["estimate"]),
-                      ("sam_continuation", st["inner"]["estimate"])):
-        c = dict(res[key])
-        c["predicted_drop_one_partition"] = c["predicted_drop"]
-        c["predicted_drop"] = c["lr"] / (1 - config.momentum) * c["steps"] * rate
-        c["drop_over_predicted"] = (c["drop"] / c["predicted_drop"] if c["predicted_drop"] > 0
-                                    else math.nan)
-        res[key] = c
-    res["batch_stats"], res["stats"] = res["stats"], st
-    res["estimator"] = {k: est[k] for k in ("partitions", "batches_per_partition", "seed")}
-    res["estimator"].update(upgraded_from_schema=1, wall_time_s=time.perf_counter() - t0,
-                            provenance={**git_info(), "torch": torch.__version__})
-    return {**rec, "stall_schema": STALL_SCHEMA, "result": res}
-
-
 def read_stall(path: Path) -> dict[str, Any] | None:
     """A stall-test record (``<sweep>-stall/<run_id>.json``), or None if missing or unreadable.
 
